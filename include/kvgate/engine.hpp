@@ -1,0 +1,38 @@
+// What a phase needs of an engine, whichever it is (HTTP server or in-process LLM):
+// run one completion and say when its moments fell, count tokens, read the cache counters.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "records.hpp"
+
+namespace kvgate {
+
+// Cumulative prefix-cache counters at one moment; phases take deltas around a run.
+struct CounterSnapshot {
+    bool available = false;
+    double queries = 0;
+    double hits = 0;
+};
+
+// One request's outcome: what was recorded, and a fault when it did not complete.
+// The engine names the kind, stage and message; the protocol adds trial and request.
+struct Completion {
+    RequestRecord record;
+    std::optional<Fault> fault;
+};
+
+class Engine {
+public:
+    virtual ~Engine() = default;
+    // Engine name, version, block size, prefix caching on/off, endpoint; asked once per run.
+    virtual EngineInfo describe() = 0;
+    // The prompt's length in the model's tokens as the engine will see it; nullopt if it cannot say.
+    virtual std::optional<int> count_tokens(const std::string& prompt) = 0;
+    // Generates max_tokens tokens (EOS ignored where the engine allows) for the prompt.
+    virtual Completion complete(const std::string& prompt, int max_tokens) = 0;
+    virtual CounterSnapshot prefix_cache_counters() = 0;
+};
+
+}  // namespace kvgate

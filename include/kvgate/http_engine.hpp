@@ -1,0 +1,336 @@
+// An OpenAI-compatible server measured over HTTP streaming (phase 1), on cpp-httplib.
+//
+// One keep-alive connection carries every timed request, so no TCP connect lands inside TTFT.
+// TTFT = request handed to cpp-httplib -> arrival of the bytes that carry the first generated token
+// (first non-empty content, reasoning content or completion text). Stamps are taken when bytes
+// arrive, before they are parsed, so parsing never inflates a stamp.
+#pragma once
+
+#include <httplib.h>
+
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "engine.hpp"
+#include "evidence.hpp"
+#include "settings.hpp"
+#include "sse.hpp"
+
+namespace kvgate {
+
+namespace detail {
+
+inline std::string server_error_message(const std::string& body) {
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) {
+        const auto& err = j.contains("error") ? j["error"] : j;
+        if (err.is_object() && err.contains("message") && err["message"].is_string())
+            return err["message"].get<std::string>();
+        if (err.is_string()) return err.get<std::string>();
+        if (j.contains("detail")) return j["detail"].dump();
+    }
+    return body.substr(0, 500);
+}
+
+inline std::optional<double> since(Clock::time_point t0, std::optional<Clock::time_point> t) {
+    if (!t) return std::nullopt;
+    return ms_between(t0, *t);
+}
+
+}  // namespace detail
+
+// Follows one streamed response: bytes in (with their arrival time) -> stamps, usage, faults.
+// Kept apart from the socket so that every edge case can be fed to it directly.
+class StreamReader {
+public:
+    void on_headers(Clock::time_point at, int status) {
+        headers_at_ = at;
+        last_arrival_at_ = at;
+        status_ = status;
+    }
+
+    // Returns false to stop reading (a fault was found).
+    bool on_bytes(Clock::time_point at, const char* data, std::size_t len) {
+        if (!first_byte_at_) first_byte_at_ = at;
+        last_arrival_at_ = at;
+        if (status_ >= 400) {  // an error body, not a stream: keep it for the message
+            error_body_.append(data, len);
+            return true;
+        }
+        for (auto& event : parser_.feed(std::string_view(data, len))) {
+            if (!first_event_at_) first_event_at_ = at;
+            if (!on_event(at, event)) return false;
+        }
+        return true;
+    }
+
+    bool done() const { return done_at_.has_value(); }
+    const std::optional<Fault>& fault() const { return fault_; }
+    int status() const { return status_; }
+    const std::string& error_body() const { return error_body_; }
+    bool has_partial_event() const { return parser_.has_partial_event(); }
+    // When the headers or bytes last arrived; nullopt before the headers.
+    std::optional<Clock::time_point> last_arrival() const { return last_arrival_at_; }
+
+    RequestRecord record(Clock::time_point sent) const {
+        RequestRecord r;
+        r.stamps.headers_ms = detail::since(sent, headers_at_);
+        r.stamps.first_byte_ms = detail::since(sent, first_byte_at_);
+        r.stamps.first_event_ms = detail::since(sent, first_event_at_);
+        r.stamps.first_token_ms = detail::since(sent, first_token_at_);
+        r.stamps.last_token_ms = detail::since(sent, last_token_at_);
+        r.stamps.done_ms = detail::since(sent, done_at_);
+        r.usage = usage_;
+        if (engine_ttft_ms_) r.engine_ttft_ms = engine_ttft_ms_;
+        return r;
+    }
+
+    int token_events() const { return token_events_; }
+
+private:
+    bool on_event(Clock::time_point at, const SseEvent& event) {
+        if (event.data == "[DONE]") {
+            done_at_ = at;
+            return true;
+        }
+        const auto j = nlohmann::json::parse(event.data, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) {
+            fault_ = Fault{"malformed_chunk", -1, "", "stream",
+                           "the server sent an event that is not a JSON object: '" + event.data.substr(0, 200) + "'"};
+            return false;
+        }
+        if (j.contains("error")) {
+            fault_ = Fault{"error_event", -1, "", "stream",
+                           "the server reported an error mid-stream: " + detail::server_error_message(event.data)};
+            return false;
+        }
+        if (j.contains("choices") && j["choices"].is_array())
+            for (const auto& choice : j["choices"])
+                if (carries_token(choice)) {
+                    if (!first_token_at_) first_token_at_ = at;
+                    last_token_at_ = at;
+                    ++token_events_;
+                }
+        if (j.contains("usage") && j["usage"].is_object()) read_usage(j["usage"]);
+        return true;
+    }
+
+    static bool non_empty_string(const nlohmann::json& obj, const char* key) {
+        if (!obj.is_object()) return false;
+        auto it = obj.find(key);
+        return it != obj.end() && it->is_string() && !it->get_ref<const std::string&>().empty();
+    }
+
+    static bool carries_token(const nlohmann::json& choice) {
+        if (non_empty_string(choice, "text")) return true;  // /v1/completions
+        if (!choice.is_object() || !choice.contains("delta")) return false;
+        const auto& delta = choice["delta"];
+        return non_empty_string(delta, "content") || non_empty_string(delta, "reasoning_content") ||
+               non_empty_string(delta, "reasoning");
+    }
+
+    void read_usage(const nlohmann::json& u) {
+        auto int_at = [](const nlohmann::json& o, const char* k) {
+            return o.contains(k) && o[k].is_number_integer() ? o[k].get<int>() : -1;
+        };
+        usage_.prompt_tokens = int_at(u, "prompt_tokens");
+        usage_.completion_tokens = int_at(u, "completion_tokens");
+        if (u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
+            usage_.cached_tokens = int_at(u["prompt_tokens_details"], "cached_tokens");
+        // --enable-per-request-metrics (newer vLLM) adds the server's own first-token latency.
+        if (u.contains("time_to_first_token_ms") && u["time_to_first_token_ms"].is_number())
+            engine_ttft_ms_ = u["time_to_first_token_ms"].get<double>();
+    }
+
+    SseParser parser_;
+    int status_ = 0;
+    std::string error_body_;
+    std::optional<Clock::time_point> headers_at_, first_byte_at_, first_event_at_, first_token_at_, last_token_at_,
+        done_at_, last_arrival_at_;
+    Usage usage_;
+    std::optional<double> engine_ttft_ms_;
+    std::optional<Fault> fault_;
+    int token_events_ = 0;
+};
+
+class HttpEngine : public Engine {
+public:
+    explicit HttpEngine(const Settings& settings)
+        : settings_(settings), client_(make_client(settings)), side_(make_client(settings)) {
+        if (settings.model.empty())
+            throw std::invalid_argument("KVGATE_MODEL is empty: name the model the server serves (--model)");
+        if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key)
+            api_key_ = key;
+    }
+
+    EngineInfo describe() override {
+        EngineInfo info;
+        info.url = settings_.url;
+        info.endpoint = path();
+        if (auto res = side_->Get("/version", headers()); res && res->status == 200) {
+            const auto j = nlohmann::json::parse(res->body, nullptr, false);
+            if (!j.is_discarded() && j.contains("version") && j["version"].is_string())
+                info.version = j["version"].get<std::string>();
+        }
+        const auto view = metrics();
+        info.block_size = view.block_size;
+        info.prefix_caching = view.prefix_caching.value_or(true);
+        return info;
+    }
+
+    std::optional<int> count_tokens(const std::string& prompt) override {
+        nlohmann::json body = {{"model", settings_.model}};
+        if (settings_.endpoint == "chat")
+            body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
+        else
+            body["prompt"] = prompt;
+        auto res = side_->Post("/tokenize", headers(), body.dump(), "application/json");
+        if (!res || res->status != 200) return std::nullopt;
+        const auto j = nlohmann::json::parse(res->body, nullptr, false);
+        if (j.is_discarded() || !j.contains("count") || !j["count"].is_number_integer()) return std::nullopt;
+        return j["count"].get<int>();
+    }
+
+    Completion complete(const std::string& prompt, int max_tokens) override {
+        httplib::Request req;
+        req.method = "POST";
+        req.path = path();
+        req.headers = headers();
+        req.headers.emplace("Accept", "text/event-stream");
+        req.body = request_body(prompt, max_tokens).dump();
+        req.set_header("Content-Type", "application/json");
+
+        StreamReader reader;
+        req.response_handler = [&](const httplib::Response& res) {
+            reader.on_headers(Clock::now(), res.status);
+            return true;
+        };
+        req.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
+            return reader.on_bytes(Clock::now(), data, len);
+        };
+        const auto sent = Clock::now();
+        auto res = client_->send(req);
+        const auto ended = Clock::now();
+
+        Completion out;
+        out.record = reader.record(sent);
+        // The read timeout restarts with every arrival: a stall is the silence before the end,
+        // not the length of the whole request.
+        out.fault = classify(res, reader, ms_between(reader.last_arrival().value_or(sent), ended), out.record);
+        if (out.fault) redact_api_key(out.fault->message);
+        return out;
+    }
+
+    CounterSnapshot prefix_cache_counters() override { return metrics().counters; }
+
+private:
+    static std::unique_ptr<httplib::Client> make_client(const Settings& s) {
+        auto client = std::make_unique<httplib::Client>(s.url);
+        if (!client->is_valid()) throw std::invalid_argument("KVGATE_URL: '" + s.url + "' is not a usable URL");
+        client->set_keep_alive(true);
+        client->set_tcp_nodelay(true);
+        const auto us = [](double seconds) {
+            return std::chrono::microseconds(static_cast<std::int64_t>(seconds * 1e6));
+        };
+        client->set_connection_timeout(us(s.connect_timeout_s));
+        client->set_read_timeout(us(s.read_timeout_s));
+        return client;
+    }
+
+    std::string path() const { return settings_.endpoint == "chat" ? "/v1/chat/completions" : "/v1/completions"; }
+
+    httplib::Headers headers() const {
+        httplib::Headers h;
+        if (!api_key_.empty()) h.emplace("Authorization", "Bearer " + api_key_);
+        return h;
+    }
+
+    nlohmann::json request_body(const std::string& prompt, int max_tokens) const {
+        nlohmann::json body = {
+            {"model", settings_.model},
+            {"max_tokens", max_tokens},
+            {"stream", true},
+            {"stream_options", {{"include_usage", true}}},
+            // A vLLM extension: fixed-length output, so arms compare alike. Sampling stays the
+            // server's default: greedy decoding on random weights can repeat a special token,
+            // whose text is empty, and a stream of empty deltas shows no first token.
+            {"ignore_eos", true},
+        };
+        if (settings_.endpoint == "chat")
+            body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
+        else
+            body["prompt"] = prompt;
+        return body;
+    }
+
+    MetricsView metrics() {
+        auto res = side_->Get("/metrics", headers());
+        if (!res || res->status != 200) return {};
+        return parse_metrics(res->body);
+    }
+
+    // A server may quote the credentials it rejected; the key must never reach a report.
+    void redact_api_key(std::string& text) const {
+        if (api_key_.empty()) return;
+        const std::string mask = "***";  // searching on past it: a key like "*" must not match its own mask
+        for (auto at = text.find(api_key_); at != std::string::npos; at = text.find(api_key_, at + mask.size()))
+            text.replace(at, api_key_.size(), mask);
+    }
+
+    // Names what went wrong, if anything. A read error is told apart by when it struck: before
+    // or after the headers, and after the full read timeout of silence (a stall) or sooner (a close).
+    std::optional<Fault> classify(const httplib::Result& res, const StreamReader& reader, double silent_ms,
+                                  const RequestRecord& record) const {
+        if (reader.fault()) return reader.fault();
+        const double timeout_ms = settings_.read_timeout_s * 1000;
+        const bool timed_out = silent_ms >= 0.95 * timeout_ms;
+        const std::string where = " (" + settings_.url + path() + ")";
+        if (!res) {
+            switch (res.error()) {
+                case httplib::Error::Connection:
+                    return Fault{"connection_refused", -1, "", "connect",
+                                 "could not connect to " + settings_.url + ": is the server running?"};
+                case httplib::Error::ConnectionTimeout:
+                    return Fault{"connect_timeout", -1, "", "connect",
+                                 "no TCP connection to " + settings_.url + " within " +
+                                     std::to_string(settings_.connect_timeout_s) + " s"};
+                case httplib::Error::Read:
+                    if (!record.stamps.headers_ms)
+                        return timed_out ? Fault{"read_timeout_before_headers", -1, "", "headers",
+                                                 "no response headers within the read timeout of " +
+                                                     std::to_string(settings_.read_timeout_s) + " s" + where}
+                                         : Fault{"closed_before_headers", -1, "", "headers",
+                                                 "the server closed the connection before sending headers" + where};
+                    return timed_out ? Fault{"stalled_mid_stream", -1, "", "stream",
+                                             "the stream stalled: no bytes for " +
+                                                 std::to_string(settings_.read_timeout_s) + " s" + where}
+                                     : Fault{"closed_mid_stream", -1, "", "stream",
+                                             "the server closed the connection mid-stream" + where};
+                default:
+                    return Fault{"transport", -1, "", record.stamps.headers_ms ? "stream" : "send",
+                                 "HTTP client error: " + httplib::to_string(res.error()) + where};
+            }
+        }
+        if (reader.status() >= 400)
+            return Fault{"http_status", -1, "", "headers",
+                         "HTTP " + std::to_string(reader.status()) + where + ": " +
+                             detail::server_error_message(reader.error_body())};
+        if (!reader.done())
+            return Fault{reader.has_partial_event() ? "closed_mid_stream" : "no_done", -1, "", "stream",
+                         reader.has_partial_event() ? "the stream ended inside an event" + where
+                                                    : "the stream ended without 'data: [DONE]'" + where};
+        if (reader.token_events() == 0)
+            return Fault{"no_tokens", -1, "", "stream", "the stream completed without a generated token" + where};
+        return std::nullopt;
+    }
+
+    Settings settings_;
+    std::unique_ptr<httplib::Client> client_;  // the timed requests' one keep-alive connection
+    std::unique_ptr<httplib::Client> side_;    // tokenize, metrics, version: never on the timed connection
+    std::string api_key_;
+};
+
+}  // namespace kvgate

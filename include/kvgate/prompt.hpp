@@ -1,0 +1,113 @@
+// Contexts A and B and query Q, with fresh content for every trial, sized in the model's tokens.
+//
+// Fresh content: every trial draws its own words, so no trial is served from a cache an earlier
+// trial (or an earlier run: the seed is drawn per run) left behind. Each part is whole sentences
+// and the next part starts with a space, so with the usual tokenizers (GPT-2 style byte-level BPE,
+// SentencePiece) tokens([A,B]) is an exact prefix of tokens([A,B,Q]).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+
+namespace kvgate {
+
+struct TrialPrompts {
+    std::string a, b, q;
+    int a_tokens = 0, b_tokens = 0, q_tokens = 0;  // as counted (or estimated) when built
+    std::string warm() const { return a + b; }     // [A,B]
+    std::string hit() const { return a + b + q; }  // [A,B,Q]
+    std::string miss() const { return b + q; }     // [B,Q]
+};
+
+// Counts a text's tokens as the engine sees it; nullopt when it cannot.
+using TokenCounter = std::function<std::optional<int>(const std::string&)>;
+
+class PromptBuilder {
+public:
+    PromptBuilder(std::uint64_t seed, TokenCounter count) : seed_(seed), count_(std::move(count)) {}
+
+    // Builds one trial's parts; trial indexes give independent content.
+    TrialPrompts build(int trial, int a_tokens, int b_tokens, int q_tokens) {
+        TrialPrompts p;
+        p.a = sized(trial, 0, a_tokens, false, p.a_tokens);
+        p.b = sized(trial, 1, b_tokens, false, p.b_tokens);
+        p.q = sized(trial, 2, q_tokens, true, p.q_tokens);
+        return p;
+    }
+
+    // True when some size could not be asked of the engine and was estimated.
+    bool sizes_estimated() const { return estimated_; }
+
+private:
+    static constexpr double kEstimatedTokensPerWord = 1.3;  // English text, BPE-style tokenizers
+
+    std::string sized(int trial, int part, int target, bool question, int& tokens_out) {
+        // Start from the running tokens-per-word estimate, then correct from the engine's counts:
+        // counts are close to linear in the word count, so a few rounds land within a token or two.
+        int words = std::max(1, static_cast<int>(std::lround(target / tokens_per_word_)));
+        std::string text;
+        int best_error = -1;
+        for (int round = 0; round < 6; ++round) {
+            std::string candidate = words_text(trial, part, words, question);
+            auto counted = count_(candidate);
+            if (!counted) {
+                estimated_ = true;
+                tokens_out = static_cast<int>(std::lround(words * kEstimatedTokensPerWord));
+                return candidate;
+            }
+            const int error = std::abs(*counted - target);
+            if (best_error < 0 || error < best_error) {
+                best_error = error;
+                text = candidate;
+                tokens_out = *counted;
+            }
+            if (error <= std::max(1, target / 100)) break;
+            tokens_per_word_ = std::clamp(static_cast<double>(*counted) / words, 0.5, 8.0);
+            const int next = std::max(1, static_cast<int>(std::lround(words + (target - *counted) / tokens_per_word_)));
+            if (next == words) break;
+            words = next;
+        }
+        return text;
+    }
+
+    // `words` words of deterministic pseudo-random English, as sentences; a leading space joins it
+    // to whatever comes before.
+    std::string words_text(int trial, int part, int words, bool question) const {
+        static constexpr std::array<const char*, 96> kWords = {
+            "river",   "stone",   "market", "garden",  "window", "engine",  "letter", "winter", "silver", "forest",
+            "harbor",  "bridge",  "candle", "mirror",  "valley", "thunder", "pocket", "ladder", "meadow", "castle",
+            "planet",  "signal",  "copper", "pepper",  "butter", "basket",  "rocket", "violet", "anchor", "saddle",
+            "lantern", "orchard", "quartz", "parade",  "tunnel", "glacier", "banner", "marble", "cotton", "falcon",
+            "compass", "harvest", "kettle", "blanket", "canyon", "feather", "goblet", "hammer", "island", "jacket",
+            "kitten",  "lemon",   "magnet", "needle",  "oyster", "pillow",  "quiver", "ribbon", "shadow", "timber",
+            "umbrella", "velvet", "walnut", "yellow",  "zephyr", "amber",   "breeze", "cinder", "dragon", "ember",
+            "fable",   "granite", "hollow", "ivory",   "jungle", "kernel",  "lagoon", "meteor", "nectar", "olive",
+            "prairie", "quarry",  "raven",  "summit",  "tangle", "unicorn", "vessel", "willow", "yonder", "zenith",
+            "atlas",   "beacon",  "cobalt", "delta",   "echo",   "fjord"};
+        std::mt19937_64 rng(seed_ ^ (0x9E3779B97F4A7C15ULL * (static_cast<std::uint64_t>(trial) * 4 + part + 1)));
+        std::uniform_int_distribution<std::size_t> pick(0, kWords.size() - 1);
+        std::string text;
+        for (int i = 0; i < words; ++i) {
+            const bool sentence_start = i % 12 == 0;
+            std::string w = kWords[pick(rng)];
+            if (sentence_start) w[0] = static_cast<char>(w[0] - 'a' + 'A');
+            text += ' ';
+            text += w;
+            if (i % 12 == 11 || i + 1 == words) text += (question && i + 1 == words) ? '?' : '.';
+        }
+        return text;
+    }
+
+    std::uint64_t seed_;
+    TokenCounter count_;
+    double tokens_per_word_ = kEstimatedTokensPerWord;
+    bool estimated_ = false;
+};
+
+}  // namespace kvgate

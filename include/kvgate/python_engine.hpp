@@ -1,0 +1,252 @@
+// vLLM's offline `LLM` class in an embedded interpreter (phase 2): no server, no HTTP.
+//
+// TTFT here is the seed's: wall time of a 1-token generate() call (prefill + one decode step),
+// stamped in C++ around the call. The engine's own first-token latency (RequestOutput.metrics) is
+// kept beside it. One interpreter per process (torch does not survive re-initialisation); it is
+// made from the project's venv, whose Python must be the one this program links.
+#pragma once
+
+#include <pybind11/embed.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "engine.hpp"
+
+namespace kvgate {
+
+// A Python exception, carried into C++ with its traceback.
+class PythonError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct PythonEngineOptions {
+    std::string venv;    // virtual environment with vLLM, made by the Python this program links
+    std::string model;   // model directory or name
+    bool dummy_weights = false;  // --load-format dummy: random weights, same compute
+    bool prefix_caching = true;
+    int max_model_len = 1024;
+    std::string dtype;   // "" = vLLM's choice
+    double kv_cache_gib = 1;  // CPU KV cache (VLLM_CPU_KVCACHE_SPACE)
+};
+
+namespace detail {
+
+inline std::string read_pyvenv_value(const std::filesystem::path& venv, const std::string& key) {
+    std::ifstream in(venv / "pyvenv.cfg");
+    for (std::string line; std::getline(in, line);) {
+        const auto eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        auto trim = [](std::string s) {
+            s.erase(0, s.find_first_not_of(" \t"));
+            s.erase(s.find_last_not_of(" \t\r") + 1);
+            return s;
+        };
+        if (trim(line.substr(0, eq)) == key) return trim(line.substr(eq + 1));
+    }
+    return {};
+}
+
+inline std::string format_python_error(pybind11::error_already_set& e) {
+    namespace py = pybind11;
+    try {
+        const auto lines = py::module_::import("traceback").attr("format_exception")(e.type(), e.value(), e.trace());
+        std::string text;
+        for (const auto& line : lines) text += line.cast<std::string>();
+        return text;
+    } catch (const std::exception&) {
+        return e.what();
+    }
+}
+
+}  // namespace detail
+
+// Why the embedded interpreter cannot use this venv, with what to do; nullopt when it can.
+// Checked before the interpreter starts: a wrong venv must be a clear message, never a crash.
+inline std::optional<std::string> python_environment_problem(const std::string& venv) {
+    namespace fs = std::filesystem;
+    const std::string setup = "run `bash cmake/setup.sh` (it makes the venv with /usr/bin/python3) or point "
+                              "KVGATE_VENV at a venv made by the Python kvgate was built with";
+    if (venv.empty()) return "no virtual environment given (KVGATE_VENV is empty); " + setup;
+    if (!fs::exists(fs::path(venv) / "pyvenv.cfg")) return venv + " is not a Python virtual environment; " + setup;
+    const std::string made_by = detail::read_pyvenv_value(venv, "version");
+    if (made_by.empty() ? true : made_by != PY_VERSION)
+        return venv + " was made by Python " + (made_by.empty() ? "(unknown)" : made_by) + " (home " +
+               detail::read_pyvenv_value(venv, "home") + "), but this program embeds Python " PY_VERSION
+               ": its packages would not load. Recreate the venv with the Python CMake found "
+               "(-DPython_EXECUTABLE) or rebuild kvgate against the venv's Python; " +
+               setup;
+    const fs::path site = fs::path(venv) / "lib" / ("python" + std::to_string(PY_MAJOR_VERSION) + "." +
+                                                    std::to_string(PY_MINOR_VERSION)) / "site-packages";
+    if (!fs::exists(site / "vllm")) return "vLLM is not installed in " + venv + "; " + setup;
+    return std::nullopt;
+}
+
+// Hidden like pybind11's own types, which it holds (else GCC warns about the visibility mismatch).
+class __attribute__((visibility("hidden"))) PythonEngine : public Engine {
+public:
+    explicit PythonEngine(const PythonEngineOptions& options) : options_(options) {
+        if (auto problem = python_environment_problem(options.venv)) throw std::invalid_argument(*problem);
+        start_interpreter(options.venv);
+        pybind11::gil_scoped_acquire gil;
+        call_python("constructing vllm.LLM", [&] { construct(); });
+    }
+
+    ~PythonEngine() override {
+        pybind11::gil_scoped_acquire gil;
+        try {
+            // Stops the engine-core child process now, not whenever the garbage collector runs.
+            llm_.attr("llm_engine").attr("engine_core").attr("shutdown")();
+        } catch (const pybind11::error_already_set&) {
+        }
+        // Every Python object goes while the GIL is held, not in the members' destructors.
+        llm_ = generate_ = tokenizer_ = sampling_params_ = pybind11::none();
+    }
+
+    PythonEngine(const PythonEngine&) = delete;
+    PythonEngine& operator=(const PythonEngine&) = delete;
+
+    EngineInfo describe() override {
+        pybind11::gil_scoped_acquire gil;
+        EngineInfo info;
+        info.endpoint = "LLM.generate";
+        call_python("describing the engine", [&] {
+            info.version = pybind11::module_::import("vllm").attr("__version__").cast<std::string>();
+            const auto cache = llm_.attr("llm_engine").attr("vllm_config").attr("cache_config");
+            info.block_size = cache.attr("block_size").cast<int>();
+            info.prefix_caching = cache.attr("enable_prefix_caching").cast<bool>();
+        });
+        return info;
+    }
+
+    std::optional<int> count_tokens(const std::string& prompt) override {
+        pybind11::gil_scoped_acquire gil;
+        int n = 0;
+        // generate() tokenizes a text prompt with special tokens; so does this.
+        call_python("counting tokens", [&] { n = pybind11::len(tokenizer_.attr("encode")(prompt)); });
+        return n;
+    }
+
+    // The seed's phase 2 times 1-token generations only: generate() returns at the end, so a longer
+    // call would say nothing about the first token.
+    Completion complete(const std::string& prompt, int max_tokens) override {
+        namespace py = pybind11;
+        if (max_tokens != 1)
+            throw std::invalid_argument("phase 2 measures TTFT as the wall time of a 1-token generation: "
+                                        "set max_output_tokens (--max-output-tokens) to 1, not " +
+                                        std::to_string(max_tokens));
+        py::gil_scoped_acquire gil;
+        Completion out;
+        try {
+            const py::object params = sampling_params_(py::arg("max_tokens") = max_tokens, py::arg("ignore_eos") = true);
+            const py::list prompts(1);
+            prompts[0] = py::str(prompt);
+            const auto sent = Clock::now();
+            const py::object outputs = generate_(prompts, params, py::arg("use_tqdm") = false);
+            const double elapsed = ms_between(sent, Clock::now());
+            const py::object first = outputs[py::int_(0)];
+            auto& stamps = out.record.stamps;
+            stamps.first_token_ms = elapsed;  // the seed's phase-2 TTFT
+            stamps.last_token_ms = elapsed;
+            stamps.done_ms = elapsed;
+            out.record.usage.prompt_tokens = static_cast<int>(py::len(first.attr("prompt_token_ids")));
+            out.record.usage.completion_tokens =
+                static_cast<int>(py::len(first.attr("outputs")[py::int_(0)].attr("token_ids")));
+            if (const py::object cached = first.attr("num_cached_tokens"); !cached.is_none())
+                out.record.usage.cached_tokens = cached.cast<int>();
+            if (const py::object metrics = first.attr("metrics");
+                !metrics.is_none() && py::hasattr(metrics, "first_token_latency"))
+                out.record.engine_ttft_ms = metrics.attr("first_token_latency").cast<double>() * 1000;
+        } catch (py::error_already_set& e) {
+            out.fault = Fault{"python_exception", -1, "", "generate",
+                              "vLLM raised during LLM.generate:\n" + detail::format_python_error(e)};
+        }
+        return out;
+    }
+
+    CounterSnapshot prefix_cache_counters() override {
+        namespace py = pybind11;
+        py::gil_scoped_acquire gil;
+        CounterSnapshot snap;
+        bool queries = false, hits = false;
+        call_python("reading metrics", [&] {
+            for (const auto& metric : llm_.attr("get_metrics")()) {
+                const auto name = metric.attr("name").cast<std::string>();
+                if (!py::hasattr(metric, "value")) continue;
+                if (name == "vllm:prefix_cache_queries") {
+                    snap.queries += metric.attr("value").cast<double>();
+                    queries = true;
+                } else if (name == "vllm:prefix_cache_hits") {
+                    snap.hits += metric.attr("value").cast<double>();
+                    hits = true;
+                }
+            }
+        });
+        snap.available = queries && hits;
+        return snap;
+    }
+
+private:
+    // Runs Python code; a Python exception becomes a PythonError carrying the traceback.
+    template <class F>
+    static void call_python(const std::string& what, F&& body) {
+        try {
+            body();
+        } catch (pybind11::error_already_set& e) {
+            throw PythonError("Python raised while " + what + ":\n" + detail::format_python_error(e));
+        }
+    }
+
+    // The interpreter starts once per process, on the venv, and lives until the process ends:
+    // torch and vLLM's threads do not survive finalisation. The GIL is released between calls.
+    static void start_interpreter(const std::string& venv) {
+        static const std::string started_on = [&] {
+            const std::string python = (std::filesystem::path(venv) / "bin" / "python").string();
+            PyConfig config;
+            PyConfig_InitPythonConfig(&config);
+            config.install_signal_handlers = 0;
+            // executable = the venv's python makes sys.prefix the venv (pyvenv.cfg) and is what
+            // vLLM's spawned worker processes start: not the PATH search's guess.
+            PyConfig_SetBytesString(&config, &config.executable, python.c_str());
+            pybind11::initialize_interpreter(&config, 0, nullptr, false);
+            pybind11::module_::import("multiprocessing").attr("set_executable")(python);
+            PyEval_SaveThread();
+            return venv;
+        }();
+        if (started_on != venv)
+            throw std::logic_error("the embedded interpreter already runs on " + started_on + "; one per process");
+    }
+
+    void construct() {
+        namespace py = pybind11;
+        auto os = py::module_::import("os");
+        // Before vLLM reads its environment: a fixed CPU KV cache, not a fraction of the machine.
+        os.attr("environ")["VLLM_CPU_KVCACHE_SPACE"] = py::str(std::to_string(options_.kv_cache_gib));
+        const std::string prefix = py::module_::import("sys").attr("prefix").cast<std::string>();
+        if (std::filesystem::weakly_canonical(prefix) != std::filesystem::weakly_canonical(options_.venv))
+            throw std::invalid_argument("the embedded interpreter's prefix is " + prefix + ", not the venv " +
+                                        options_.venv + "; make the venv with the Python kvgate links");
+        auto vllm = py::module_::import("vllm");
+        py::dict kwargs;
+        kwargs["model"] = options_.model;
+        kwargs["enable_prefix_caching"] = options_.prefix_caching;
+        kwargs["max_model_len"] = options_.max_model_len;
+        kwargs["enforce_eager"] = true;
+        kwargs["disable_log_stats"] = false;  // per-request metrics and the prefix-cache counters
+        if (options_.dummy_weights) kwargs["load_format"] = "dummy";
+        if (!options_.dtype.empty()) kwargs["dtype"] = options_.dtype;
+        llm_ = vllm.attr("LLM")(**kwargs);
+        sampling_params_ = vllm.attr("SamplingParams");
+        generate_ = llm_.attr("generate");
+        tokenizer_ = llm_.attr("get_tokenizer")();
+    }
+
+    PythonEngineOptions options_;
+    pybind11::object llm_, sampling_params_, generate_, tokenizer_;
+};
+
+}  // namespace kvgate

@@ -1,0 +1,82 @@
+// Incremental Server-Sent Events parser: bytes in, in any chunking -> events out.
+// Follows the WHATWG event-stream grammar: lines end in CRLF, LF or CR; ':' starts a comment;
+// "data" lines of one event are joined with '\n'; a blank line dispatches the event.
+// It knows nothing of HTTP or JSON, and does not validate UTF-8 (a split multi-byte character is
+// simply reassembled because bytes are kept until the line ends).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kvgate {
+
+struct SseEvent {
+    std::string event;  // "message" unless an "event:" field said otherwise
+    std::string data;
+    std::string id;
+};
+
+class SseParser {
+public:
+    // Feeds bytes; returns the events completed by them, in order.
+    std::vector<SseEvent> feed(std::string_view bytes) {
+        std::vector<SseEvent> out;
+        for (char c : bytes) {
+            if (after_cr_ && c == '\n') {  // the LF of a CRLF split across reads or not
+                after_cr_ = false;
+                continue;
+            }
+            after_cr_ = false;
+            if (c == '\r' || c == '\n') {
+                after_cr_ = (c == '\r');
+                end_line(out);
+            } else {
+                line_.push_back(c);
+            }
+        }
+        return out;
+    }
+
+    // True when bytes of an unfinished event are held (a stream that ends here was cut).
+    bool has_partial_event() const { return !line_.empty() || has_data_ || !event_.empty(); }
+
+private:
+    void end_line(std::vector<SseEvent>& out) {
+        if (line_.empty()) {
+            dispatch(out);
+            return;
+        }
+        if (line_[0] != ':') {  // ':' lines are comments (keep-alives)
+            std::string_view line(line_);
+            auto colon = line.find(':');
+            std::string_view field = line.substr(0, colon);
+            std::string_view value = colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
+            if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+            if (field == "data") {
+                if (has_data_) data_.push_back('\n');
+                data_.append(value);
+                has_data_ = true;
+            } else if (field == "event") {
+                event_.assign(value);
+            } else if (field == "id") {
+                id_.assign(value);
+            }  // "retry" and unknown fields do not matter to a one-shot stream
+        }
+        line_.clear();
+    }
+
+    void dispatch(std::vector<SseEvent>& out) {
+        if (has_data_) out.push_back({event_.empty() ? "message" : event_, std::move(data_), id_});
+        data_.clear();
+        event_.clear();
+        has_data_ = false;
+    }
+
+    std::string line_, data_, event_, id_;
+    bool has_data_ = false;
+    bool after_cr_ = false;
+};
+
+}  // namespace kvgate

@@ -1,0 +1,167 @@
+// From measured trials to per-arm statistics and a verdict: pass / fail / indeterminate /
+// unverified / error, with the reason in numbers and, when the numbers cannot decide, the fix.
+//
+// Evidence comes before timing: a miss arm that was served from cache makes the experiment
+// invalid (unverified); a hit arm with nothing cached means the cache did not work (fail). Only
+// then does the paired interval on miss/hit TTFT decide against the threshold.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "evidence.hpp"
+#include "records.hpp"
+#include "stats.hpp"
+
+namespace kvgate {
+
+inline ArmStats arm_stats(const std::vector<const Trial*>& trials) {
+    ArmStats s;
+    std::vector<double> ttft, tput, prompt, cached;
+    for (const Trial* t : trials) {
+        ttft.push_back(t->ttft_ms);
+        tput.push_back(t->throughput);
+        prompt.push_back(t->measured.usage.prompt_tokens >= 0 ? t->measured.usage.prompt_tokens
+                                                              : t->prompt_tokens_expected);
+        if (t->measured.usage.cached_tokens >= 0) cached.push_back(t->measured.usage.cached_tokens);
+    }
+    s.n = static_cast<int>(trials.size());
+    s.ttft_mean = mean(ttft);
+    s.ttft_median = median(ttft);
+    s.ttft_stdev = stdev(ttft);
+    s.ttft_p90 = quantile(ttft, 0.9);
+    s.throughput_mean = mean(tput);
+    s.throughput_median = median(tput);
+    s.throughput_stdev = stdev(tput);
+    s.throughput_p90 = quantile(tput, 0.9);
+    s.prompt_tokens = static_cast<int>(std::lround(median(prompt)));
+    if (!cached.empty() && cached.size() == trials.size()) s.cached_tokens_median = median(cached);
+    return s;
+}
+
+namespace detail {
+
+inline std::string fmt(const char* format, double a, double b = 0, double c = 0, double d = 0) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, format, a, b, c, d);
+    return buf;
+}
+
+}  // namespace detail
+
+// Fills the result's arm statistics, degradation and verdict from its trials.
+inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
+    const auto hits = r.measured(Arm::hit);
+    const auto misses = r.measured(Arm::miss);
+    r.hit_stats = arm_stats(hits);
+    r.miss_stats = arm_stats(misses);
+    r.ttft_degradation_pct = r.hit_stats.ttft_mean > 0
+                                 ? (r.miss_stats.ttft_mean - r.hit_stats.ttft_mean) / r.hit_stats.ttft_mean * 100
+                                 : 0;
+
+    Verdict& v = r.verdict;
+    v = Verdict{};
+    v.threshold_pct = threshold_pct;
+    v.confidence = confidence;
+    v.method =
+        "Student's t interval on ln(miss/hit) over paired trials (ABBA order), mapped back with exp: a confidence "
+        "interval for the geometric mean of the paired miss/hit TTFT ratios";
+
+    // Pairs: the k-th measured hit with the k-th measured miss (the schedule runs them side by side).
+    std::vector<double> hit_ttft, miss_ttft;
+    for (std::size_t i = 0; i < std::min(hits.size(), misses.size()); ++i) {
+        hit_ttft.push_back(hits[i]->ttft_ms);
+        miss_ttft.push_back(misses[i]->ttft_ms);
+    }
+    const RatioInterval ci = paired_ratio_interval(hit_ttft, miss_ttft, confidence);
+    v.ratio = ci.ratio;
+    v.ratio_low = ci.low;
+    v.ratio_high = ci.high;
+
+    // Evidence: the server's cached-token counts, per trial.
+    const int block = r.engine.block_size;
+    int hit_reported = 0, hit_uncached = 0, miss_reported = 0, miss_cached = 0;
+    for (const Trial* t : hits)
+        if (t->measured.usage.cached_tokens >= 0) {
+            ++hit_reported;
+            if (t->measured.usage.cached_tokens == 0) ++hit_uncached;
+        }
+    for (const Trial* t : misses)
+        if (t->measured.usage.cached_tokens >= 0) {
+            ++miss_reported;
+            if (!miss_cached_tokens_acceptable(t->measured.usage.cached_tokens, block)) ++miss_cached;
+        }
+    const bool per_request = hit_reported > 0 && miss_reported > 0;
+    const bool counters = r.counters.available;
+    v.evidence = per_request && counters ? "cached tokens per request and Prometheus counters"
+                 : per_request            ? "cached tokens per request"
+                 : counters               ? "Prometheus counters only"
+                                          : "timing only: the server reported no cache evidence";
+
+    const double bar = 1 + threshold_pct / 100;
+    const std::string interval =
+        detail::fmt("miss/hit TTFT ratio %.3f, %.0f%% interval [%.3f, %.3f]", ci.ratio, confidence * 100, ci.low,
+                    ci.high) +
+        detail::fmt(" over %.0f pairs; threshold %.3f (%.1f%% degradation)", ci.n, bar, threshold_pct);
+
+    if (r.fault) {
+        v.outcome = Outcome::error;
+        v.reason = "the run stopped at a fault (" + r.fault->kind + "): " + r.fault->message;
+        v.fix = "fix the cause above and re-run; the trials completed before the fault are kept in the report";
+        return;
+    }
+    if (ci.n < 2) {
+        v.outcome = Outcome::error;
+        v.reason = "fewer than two complete trial pairs";
+        v.fix = "run at least 2 trials per arm (--trials)";
+        return;
+    }
+    if (miss_cached > 0) {
+        v.outcome = Outcome::unverified;
+        v.reason = std::to_string(miss_cached) + " of " + std::to_string(miss_reported) +
+                   " miss-arm requests were served from cache: the experiment did not measure a miss";
+        v.fix = "make sure nothing else sends this content (a fresh --seed), and that the server's cache is not "
+                "shared with another run";
+        return;
+    }
+    if (hit_uncached > 0) {
+        v.outcome = Outcome::fail;
+        v.reason = std::to_string(hit_uncached) + " of " + std::to_string(hit_reported) +
+                   " hit-arm requests had no cached tokens: the prefix cache did not serve the warmed prefix (" +
+                   interval + ")";
+        return;
+    }
+    if (!per_request && counters && r.counters.hits <= 0) {
+        v.outcome = Outcome::fail;
+        v.reason = "the Prometheus prefix-cache hit counter did not grow during the run: the cache served nothing (" +
+                   interval + ")";
+        return;
+    }
+    if (ci.low >= bar) {
+        v.outcome = Outcome::pass;
+        v.reason = "the interval's lower bound clears the threshold: " + interval;
+    } else if (ci.high < bar) {
+        v.outcome = Outcome::fail;
+        v.reason = "the interval's upper bound is below the threshold: " + interval;
+    } else {
+        v.outcome = Outcome::indeterminate;
+        v.reason = "the interval straddles the threshold: " + interval;
+        // Trials needed for the half-width to fit between the estimate and the bar: n * (half / gap)^2.
+        const double half = std::log(ci.high) - ci.log_mean;
+        const double gap = std::fabs(ci.log_mean - std::log(bar));
+        if (gap > 1e-9) {
+            const double needed = std::ceil(ci.n * (half / gap) * (half / gap));
+            v.fix = detail::fmt("more trials: about %.0f pairs (--trials %.0f) would separate the interval from the "
+                                "threshold at this spread",
+                                needed, needed);
+        } else {
+            v.fix = "the ratio sits on the threshold";
+        }
+        if (ci.ratio < bar)
+            v.fix += "; a longer context A (--context-a-tokens) makes a miss cost more and the effect larger";
+    }
+}
+
+}  // namespace kvgate

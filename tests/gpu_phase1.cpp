@@ -1,0 +1,25 @@
+// Phase 1, the gate: hit vs miss TTFT over HTTP streaming against the real engine, and its
+// negative control against an engine without prefix caching, which must fail the gate.
+#include "gpu_support.hpp"
+
+using namespace kvgate;
+
+TEST_CASE("phase 1: the prefix cache saves TTFT over HTTP", "[gpu][phase1]") {
+    const auto settings = testing::http_settings("apc");
+    if (!settings) return;
+    HttpEngine engine(*settings);
+    const auto result = testing::measure_and_report(engine, *settings, "phase1_http_api", "results_phase1.json");
+    INFO(result.verdict.reason << "\n" << result.verdict.fix);
+    REQUIRE(result.verdict.outcome == Outcome::pass);
+}
+
+TEST_CASE("phase 1: the gate fails without prefix caching", "[gpu][phase1][negative]") {
+    auto settings = testing::http_settings("nocache");
+    if (!settings) return;
+    settings->out = testing::env_or("KVGATE_NEGATIVE_OUT", "negative");
+    HttpEngine engine(*settings);
+    const auto result = testing::measure_and_report(engine, *settings, "phase1_http_api", "results_phase1.json");
+    INFO(result.verdict.reason);
+    REQUIRE_FALSE(result.engine.prefix_caching);
+    REQUIRE(result.verdict.outcome == Outcome::fail);
+}

@@ -1,0 +1,81 @@
+// What the gpu tests share: finding the engine a fixture started, and skipping honestly.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "kvgate.hpp"
+
+namespace kvgate::testing {
+
+inline std::string env_or(const char* name, const std::string& fallback) {
+    const char* v = std::getenv(name);
+    return v && *v ? v : fallback;
+}
+
+// No engine is a skip for a user without one, and a failure where the set-up guarantees one (CI):
+// there a skip could only hide a breakage.
+inline void skip_or_fail(const std::string& why) {
+    if (env_or("KVGATE_REQUIRE_ENGINE", "") == "1") FAIL(why << " (KVGATE_REQUIRE_ENGINE=1: a skip is a failure)");
+    std::cout << env_or("KVGATE_SKIP_MARKER", "KVGATE-SKIP:") << " " << why << std::endl;
+}
+
+// The engine.env a fixture wrote (engine.sh: KEY=value lines, values shell-quoted without spaces).
+inline std::map<std::string, std::string> read_engine_env(const std::string& fixture) {
+    std::map<std::string, std::string> out;
+    std::ifstream in(env_or("KVGATE_ENGINE_STATE", "") + "/" + fixture + "/engine.env");
+    for (std::string line; std::getline(in, line);)
+        if (auto eq = line.find('='); eq != std::string::npos) {
+            std::string value = line.substr(eq + 1);
+            std::string unquoted;
+            for (std::size_t i = 0; i < value.size(); ++i) {  // printf %q escapes with backslashes
+                if (value[i] == '\\' && i + 1 < value.size()) ++i;
+                unquoted += value[i];
+            }
+            out[line.substr(0, eq)] = unquoted;
+        }
+    return out;
+}
+
+// Settings for a phase-1 run against the fixture's engine; nullopt (after skip_or_fail) if none.
+inline std::optional<Settings> http_settings(const std::string& fixture) {
+    Settings s = settings_from_env();
+    const auto engine = read_engine_env(fixture);
+    if (engine.count("KVGATE_URL")) s.url = engine.at("KVGATE_URL");
+    if (s.model.empty() && engine.count("KVGATE_MODEL")) s.model = engine.at("KVGATE_MODEL");
+    if (s.url.empty()) {
+        skip_or_fail("no engine: fixture '" + fixture + "' started none (see engine." + fixture +
+                     ".start's output) and KVGATE_URL is not set");
+        return std::nullopt;
+    }
+    return s;
+}
+
+// Runs a phase with progress lines, checkpointing the results file after every trial, and writes
+// the final result (also after a fault) before any assertion can stop the test.
+inline PhaseResult measure_and_report(Engine& engine, const Settings& s, const std::string& phase,
+                                      const std::string& file) {
+    const std::filesystem::path path = std::filesystem::path(s.out) / file;
+    std::filesystem::create_directories(path.parent_path());
+    auto result = run_phase(engine, s, phase, [&](const PhaseResult& partial, const Trial& trial) {
+        std::cout << progress_line(partial, trial) << std::endl;
+        write_results(partial, path);
+    });
+    write_results(result, path);
+    std::cout << path.string() << ": " << to_string(result.verdict.outcome) << " - " << result.verdict.reason
+              << (result.verdict.fix.empty() ? "" : "\n  fix: " + result.verdict.fix) << "\n  hit median "
+              << result.hit_stats.ttft_median << " ms, miss median " << result.miss_stats.ttft_median
+              << " ms; cached tokens (median) hit " << result.hit_stats.cached_tokens_median << ", miss "
+              << result.miss_stats.cached_tokens_median << "; Prometheus hits +" << result.counters.hits
+              << " of queries +" << result.counters.queries << "; wall " << result.wall_time_s << " s" << std::endl;
+    return result;
+}
+
+}  // namespace kvgate::testing

@@ -1,0 +1,259 @@
+// A scripted HTTP/1.1 server on 127.0.0.1 for tests. Each accepted connection runs the test's
+// script, which chooses every byte, delay and close: fault tests need responses that a real server
+// library would refuse to produce (a cut chunk, silence after the headers, ...).
+// Connections are served one at a time on one thread; the destructor stops and joins it, waking any
+// script that waits, so no test can hang on its server.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace kvgate::test {
+
+struct HttpRequest {
+    std::string method, path, body;
+    std::map<std::string, std::string> headers;  // names lower-cased
+
+    std::string header(const std::string& name) const {
+        auto it = headers.find(name);
+        return it == headers.end() ? std::string{} : it->second;
+    }
+};
+
+// Response pieces, written the way vLLM's server writes them.
+namespace wire {
+
+inline std::string sse_head() {
+    return "HTTP/1.1 200 OK\r\n"
+           "Content-Type: text/event-stream; charset=utf-8\r\n"
+           "Transfer-Encoding: chunked\r\n"
+           "\r\n";
+}
+
+inline std::string chunk(std::string_view payload) {
+    char size[20];
+    std::snprintf(size, sizeof size, "%zx\r\n", payload.size());
+    return size + std::string(payload) + "\r\n";
+}
+
+// One SSE event in one chunk, as vLLM flushes them.
+inline std::string event(std::string_view data) { return chunk("data: " + std::string(data) + "\n\n"); }
+
+inline std::string last_chunk() { return "0\r\n\r\n"; }
+
+inline std::string json_response(int status, std::string_view reason, std::string_view body) {
+    return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           std::string(body);
+}
+
+}  // namespace wire
+
+namespace detail {
+
+struct ServerState {
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool stopping = false;
+    int accepts = 0;
+    std::vector<HttpRequest> requests;
+
+    bool stopping_now() {
+        std::lock_guard<std::mutex> lock(mutex);
+        return stopping;
+    }
+};
+
+}  // namespace detail
+
+// The server side of one accepted connection, as a script drives it.
+class Connection {
+public:
+    Connection(int fd, detail::ServerState& state) : fd_(fd), state_(state) {}
+
+    // Reads one request (head and Content-Length body) and records it; nullopt once the client
+    // has closed the connection or the server is stopping.
+    std::optional<HttpRequest> read_request() {
+        std::size_t head_end;
+        while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos)
+            if (!receive()) return std::nullopt;
+        HttpRequest req = parse_head(std::string_view(buffer_).substr(0, head_end));
+        const std::size_t body_begin = head_end + 4;
+        const std::string length = req.header("content-length");
+        const std::size_t body_size = length.empty() ? 0 : std::stoul(length);
+        while (buffer_.size() < body_begin + body_size)
+            if (!receive()) return std::nullopt;
+        req.body = buffer_.substr(body_begin, body_size);
+        buffer_.erase(0, body_begin + body_size);
+        std::lock_guard<std::mutex> lock(state_.mutex);
+        state_.requests.push_back(req);
+        return req;
+    }
+
+    // False when the client has gone (the script may stop writing).
+    bool send(std::string_view bytes) {
+        while (!bytes.empty()) {
+            const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            bytes.remove_prefix(static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+
+    // Sleeps unless the server stops first; false when it stopped.
+    bool pause(std::chrono::milliseconds duration) {
+        std::unique_lock<std::mutex> lock(state_.mutex);
+        return !state_.wake.wait_for(lock, duration, [&] { return state_.stopping; });
+    }
+
+    // Ends the connection now (FIN); the script's later reads see it closed.
+    void close() {
+        ::shutdown(fd_, SHUT_RDWR);
+        closed_ = true;
+    }
+
+    // Says nothing until the client gives up (its timeout) or the server stops.
+    void wait_for_close() {
+        while (receive()) buffer_.clear();
+    }
+
+private:
+    static HttpRequest parse_head(std::string_view head) {
+        HttpRequest req;
+        bool request_line = true;
+        while (!head.empty()) {
+            const auto eol = std::min(head.find("\r\n"), head.size());
+            const std::string_view line = head.substr(0, eol);
+            head.remove_prefix(std::min(eol + 2, head.size()));
+            if (request_line) {
+                const auto sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);
+                req.method = std::string(line.substr(0, sp1));
+                req.path = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
+                request_line = false;
+                continue;
+            }
+            const auto colon = line.find(':');
+            if (colon == std::string_view::npos) continue;
+            std::string name(line.substr(0, colon));
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+            std::string_view value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            req.headers[name] = std::string(value);
+        }
+        return req;
+    }
+
+    // Appends what arrives; false on close, error or stop. Polls in short slices to notice a stop.
+    bool receive() {
+        if (closed_) return false;
+        pollfd p{fd_, POLLIN, 0};
+        while (true) {
+            if (state_.stopping_now()) return false;
+            const int ready = ::poll(&p, 1, 20);
+            if (ready < 0) return false;
+            if (ready > 0) break;
+        }
+        char buf[4096];
+        const auto n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n <= 0) return false;
+        buffer_.append(buf, static_cast<std::size_t>(n));
+        return true;
+    }
+
+    int fd_;
+    detail::ServerState& state_;
+    bool closed_ = false;
+    std::string buffer_;  // received, not yet consumed: the start of the next request
+};
+
+class LoopbackServer {
+public:
+    using Script = std::function<void(Connection&)>;
+
+    explicit LoopbackServer(Script script) {
+        listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(listen_fd_, 8) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+            if (listen_fd_ >= 0) ::close(listen_fd_);
+            throw std::runtime_error("loopback server: cannot listen on 127.0.0.1");
+        }
+        port_ = ntohs(addr.sin_port);
+        thread_ = std::thread([this, script = std::move(script)] { serve(script); });
+    }
+
+    ~LoopbackServer() {
+        {
+            std::lock_guard<std::mutex> lock(state_.mutex);
+            state_.stopping = true;
+        }
+        state_.wake.notify_all();
+        thread_.join();
+        ::close(listen_fd_);
+    }
+
+    LoopbackServer(const LoopbackServer&) = delete;
+    LoopbackServer& operator=(const LoopbackServer&) = delete;
+
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+    // TCP connections accepted so far: 1 after several requests means keep-alive worked.
+    int accepts() const {
+        std::lock_guard<std::mutex> lock(state_.mutex);
+        return state_.accepts;
+    }
+
+    std::vector<HttpRequest> requests() const {
+        std::lock_guard<std::mutex> lock(state_.mutex);
+        return state_.requests;
+    }
+
+private:
+    void serve(const Script& script) {
+        pollfd p{listen_fd_, POLLIN, 0};
+        while (!state_.stopping_now()) {
+            if (::poll(&p, 1, 20) <= 0) continue;
+            const int fd = ::accept(listen_fd_, nullptr, nullptr);
+            if (fd < 0) continue;
+            // Without it Nagle holds a small chunk until the client's delayed ACK (~24 ms here).
+            const int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            {
+                std::lock_guard<std::mutex> lock(state_.mutex);
+                ++state_.accepts;
+            }
+            Connection connection(fd, state_);
+            script(connection);
+            ::close(fd);
+        }
+    }
+
+    mutable detail::ServerState state_;
+    int listen_fd_ = -1;
+    int port_ = 0;
+    std::thread thread_;  // last: starts once everything it reads exists
+};
+
+}  // namespace kvgate::test

@@ -1,0 +1,453 @@
+// HttpEngine::complete() against scripted loopback servers: the happy path's stamps and keep-alive,
+// every fault kind with its message, and the API key's handling. Every server replies like vLLM:
+// HTTP/1.1, Transfer-Encoding: chunked, Content-Type: text/event-stream, one event per chunk.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "kvgate/http_engine.hpp"
+#include "loopback_server.hpp"
+
+using namespace kvgate;
+using namespace kvgate::test;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char* kApiKeyEnv = "KVGATE_TEST_HTTP_API_KEY";
+constexpr const char* kApiKey = "sk-kvgate-test-4f1c9a";
+
+// Every engine here carries the API key, so that every fault message is checked for it.
+Settings settings_for(const std::string& url) {
+    ::setenv(kApiKeyEnv, kApiKey, 1);
+    Settings s;
+    s.url = url;
+    s.model = "test-model";
+    s.api_key_env = kApiKeyEnv;
+    s.connect_timeout_s = 1;
+    s.read_timeout_s = 1;
+    return s;
+}
+
+std::string chat_chunk(const std::string& delta) {
+    return wire::event(R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"test-model",)"
+                       R"("choices":[{"index":0,"delta":)" +
+                       delta + R"(,"logprobs":null,"finish_reason":null}]})");
+}
+
+std::string role_chunk() { return chat_chunk(R"({"role":"assistant","content":""})"); }
+
+std::string content_chunk(const std::string& text) { return chat_chunk(R"({"content":")" + text + R"("})"); }
+
+std::string usage_chunk() {
+    return wire::event(R"({"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],)"
+                       R"("usage":{"prompt_tokens":12,"total_tokens":15,"completion_tokens":3,)"
+                       R"("prompt_tokens_details":{"cached_tokens":8}}})");
+}
+
+std::string done_and_end() { return wire::event("[DONE]") + wire::last_chunk(); }
+
+// vLLM's stream for three tokens, the first one `first_token_delay` after the request was read.
+void stream_reply(Connection& conn, milliseconds first_token_delay) {
+    conn.send(wire::sse_head() + role_chunk());
+    conn.pause(first_token_delay);
+    conn.send(content_chunk("Hel"));
+    conn.pause(milliseconds(5));
+    conn.send(content_chunk("lo"));
+    conn.pause(milliseconds(5));
+    conn.send(content_chunk(" world"));
+    conn.send(usage_chunk());
+    conn.send(done_and_end());
+}
+
+// Serves `fault` to the first request and a good reply to every later one, on whichever connection
+// it comes: a fault must not leave the engine unable to make the next request.
+LoopbackServer::Script fault_then_reply(std::function<void(Connection&)> fault) {
+    return [fault, served = 0](Connection& conn) mutable {
+        while (conn.read_request()) {
+            if (served++ == 0)
+                fault(conn);
+            else
+                stream_reply(conn, milliseconds(1));
+        }
+    };
+}
+
+struct Timed {
+    Completion completion;
+    double elapsed_ms;
+};
+
+Timed timed_complete(HttpEngine& engine) {
+    const auto start = Clock::now();
+    Completion c = engine.complete("Say hello", 3);
+    return {std::move(c), ms_between(start, Clock::now())};
+}
+
+void check_fault(const Completion& c, const std::string& kind, const std::string& stage) {
+    REQUIRE(c.fault);
+    INFO("fault message: " << c.fault->message);
+    CHECK(c.fault->kind == kind);
+    CHECK(c.fault->stage == stage);
+    CHECK_FALSE(c.fault->message.empty());
+    CHECK_THAT(c.fault->message, !Catch::Contains(kApiKey));
+}
+
+void check_next_request_succeeds(HttpEngine& engine) {
+    const auto next = engine.complete("Say hello again", 3);
+    INFO("fault message: " << (next.fault ? next.fault->message : ""));
+    CHECK_FALSE(next.fault);
+    CHECK(next.record.stamps.first_token_ms);
+}
+
+// A port nothing listens on: bound to reserve a free number, then released.
+int closed_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+// A listener whose accept queue (backlog 0: one slot) is already full: the kernel drops further
+// SYNs, so a connect is neither accepted nor refused until the client's own deadline. A portable
+// stand-in for an unroutable address, which this sandbox answers at once.
+struct FullBacklogListener {
+    int listen_fd = -1, filler_fd = -1, port = 0;
+
+    FullBacklogListener() {
+        listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        REQUIRE(::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(listen_fd, 0) == 0);
+        REQUIRE(::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        port = ntohs(addr.sin_port);
+        filler_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(::connect(filler_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    }
+    ~FullBacklogListener() {
+        ::close(filler_fd);
+        ::close(listen_fd);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("HttpEngine: a streamed reply is stamped in order, TTFT is the server's delay, one connection",
+          "[http]") {
+    const auto first_token_delay = milliseconds(30);
+    LoopbackServer server([&](Connection& conn) {
+        while (conn.read_request()) stream_reply(conn, first_token_delay);
+    });
+    HttpEngine engine(settings_for(server.url()));
+
+    for (int request = 0; request < 2; ++request) {
+        INFO("request " << request);
+        const auto c = engine.complete("Say hello", 3);
+        INFO("fault message: " << (c.fault ? c.fault->message : ""));
+        REQUIRE_FALSE(c.fault);
+        const auto& s = c.record.stamps;
+        REQUIRE(s.headers_ms);
+        REQUIRE(s.first_byte_ms);
+        REQUIRE(s.first_event_ms);
+        REQUIRE(s.first_token_ms);
+        REQUIRE(s.last_token_ms);
+        REQUIRE(s.done_ms);
+        CHECK(*s.headers_ms <= *s.first_byte_ms);
+        CHECK(*s.first_byte_ms <= *s.first_event_ms);
+        CHECK(*s.first_event_ms <= *s.first_token_ms);
+        CHECK(*s.last_token_ms <= *s.done_ms);
+        // The role chunk came at once; only the content chunk, after the delay, is the first token.
+        CHECK(*s.first_event_ms < first_token_delay.count());
+        CHECK(*s.first_token_ms >= first_token_delay.count());
+        CHECK(*s.first_token_ms < first_token_delay.count() + 20);
+        CHECK(*s.last_token_ms > *s.first_token_ms);  // stamped by the third content chunk, not the first
+        CHECK(c.record.usage.prompt_tokens == 12);
+        CHECK(c.record.usage.completion_tokens == 3);
+        CHECK(c.record.usage.cached_tokens == 8);
+    }
+    // Keep-alive: a TCP connect inside the second request's TTFT would bias every measurement.
+    CHECK(server.accepts() == 1);
+
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 2);
+    const auto& req = requests[1];
+    CHECK(req.method == "POST");
+    CHECK(req.path == "/v1/chat/completions");
+    CHECK(req.header("content-type") == "application/json");
+    CHECK(req.header("accept") == "text/event-stream");
+    const auto body = nlohmann::json::parse(req.body);
+    CHECK(body["model"] == "test-model");
+    CHECK(body["stream"] == true);
+    CHECK(body["stream_options"]["include_usage"] == true);
+    CHECK(body["max_tokens"] == 3);
+    CHECK(body["messages"][0]["content"] == "Say hello");
+}
+
+TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text' as tokens", "[http]") {
+    LoopbackServer server([](Connection& conn) {
+        while (conn.read_request()) {
+            conn.send(wire::sse_head());
+            conn.send(wire::event(R"({"object":"text_completion","choices":[{"index":0,"text":"Hi"}]})"));
+            conn.send(done_and_end());
+        }
+    });
+    auto settings = settings_for(server.url());
+    settings.endpoint = "completions";
+    HttpEngine engine(settings);
+    const auto c = engine.complete("Once upon", 1);
+    INFO("fault message: " << (c.fault ? c.fault->message : ""));
+    CHECK_FALSE(c.fault);
+    CHECK(c.record.stamps.first_token_ms);
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].path == "/v1/completions");
+    CHECK(nlohmann::json::parse(requests[0].body)["prompt"] == "Once upon");
+}
+
+TEST_CASE("HttpEngine: the API key from the named variable is sent as a Bearer token, and only then", "[http]") {
+    LoopbackServer server([](Connection& conn) {
+        while (conn.read_request()) stream_reply(conn, milliseconds(1));
+    });
+    {
+        HttpEngine engine(settings_for(server.url()));
+        CHECK_FALSE(engine.complete("Say hello", 3).fault);
+    }
+    {
+        auto settings = settings_for(server.url());
+        settings.api_key_env = "KVGATE_TEST_HTTP_UNSET_KEY";
+        ::unsetenv(settings.api_key_env.c_str());
+        HttpEngine engine(settings);
+        CHECK_FALSE(engine.complete("Say hello", 3).fault);
+    }
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 2);
+    CHECK(requests[0].header("authorization") == std::string("Bearer ") + kApiKey);
+    CHECK(requests[1].headers.count("authorization") == 0);
+}
+
+TEST_CASE("HttpEngine: a server that echoes the key in its error does not leak it into the fault", "[http]") {
+    LoopbackServer server([](Connection& conn) {
+        while (auto req = conn.read_request())
+            conn.send(wire::json_response(401, "Unauthorized",
+                                          R"({"error":{"message":"Incorrect API key provided: )" +
+                                              req->header("authorization") + R"(","code":401}})"));
+    });
+    HttpEngine engine(settings_for(server.url()));
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "http_status", "headers");
+    CHECK_THAT(c.fault->message, Catch::Contains("Incorrect API key provided"));
+}
+
+TEST_CASE("HttpEngine: connection refused", "[http]") {
+    const std::string url = "http://127.0.0.1:" + std::to_string(closed_port());
+    HttpEngine engine(settings_for(url));
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "connection_refused", "connect");
+    CHECK_THAT(c.fault->message, Catch::Contains(url));
+    CHECK(elapsed_ms < 500);
+}
+
+TEST_CASE("HttpEngine: connect timeout", "[http]") {
+    FullBacklogListener listener;
+    const std::string url = "http://127.0.0.1:" + std::to_string(listener.port);
+    auto settings = settings_for(url);
+    settings.connect_timeout_s = 0.2;
+    HttpEngine engine(settings);
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "connect_timeout", "connect");
+    CHECK_THAT(c.fault->message, Catch::Contains(url) && Catch::Contains("0.2"));
+    CHECK(elapsed_ms >= 190);
+    CHECK(elapsed_ms < 1000);
+}
+
+TEST_CASE("HttpEngine: read timeout before the headers", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) { conn.wait_for_close(); }));
+    auto settings = settings_for(server.url());
+    settings.read_timeout_s = 0.3;
+    HttpEngine engine(settings);
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "read_timeout_before_headers", "headers");
+    CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("read timeout"));
+    CHECK_FALSE(c.record.stamps.headers_ms);
+    CHECK(elapsed_ms >= 290);
+    CHECK(elapsed_ms < 1500);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: connection closed before the headers", "[http]") {
+    LoopbackServer server([](Connection& conn) {
+        // Closes every connection it reads a request on: the reply never starts.
+        conn.read_request();
+    });
+    HttpEngine engine(settings_for(server.url()));
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "closed_before_headers", "headers");
+    CHECK_THAT(c.fault->message, Catch::Contains(server.url()));
+    CHECK(elapsed_ms < 500);
+}
+
+TEST_CASE("HttpEngine: a stream that stalls after its first chunk", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk());
+        conn.wait_for_close();
+    }));
+    auto settings = settings_for(server.url());
+    settings.read_timeout_s = 0.3;
+    HttpEngine engine(settings);
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "stalled_mid_stream", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("stalled"));
+    CHECK(c.record.stamps.first_event_ms);
+    CHECK_FALSE(c.record.stamps.first_token_ms);
+    CHECK(elapsed_ms >= 290);
+    CHECK(elapsed_ms < 1500);
+    check_next_request_succeeds(engine);
+    CHECK(server.accepts() == 2);  // the stalled connection was dropped, not reused
+}
+
+TEST_CASE("HttpEngine: a connection closed inside a chunk", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk() + content_chunk("Hel"));
+        conn.send("40\r\ndata: {\"choi");  // promises 64 bytes, sends 15
+        conn.close();
+    }));
+    HttpEngine engine(settings_for(server.url()));
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "closed_mid_stream", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("closed"));
+    CHECK(c.record.stamps.first_token_ms);  // what arrived before the cut still counts
+    CHECK(elapsed_ms < 500);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: a close after a stream longer than the read timeout is a close, not a stall",
+          "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk());
+        for (int i = 0; i < 5; ++i) {
+            conn.pause(milliseconds(100));
+            conn.send(content_chunk("tok"));
+        }
+        conn.send("40\r\ndata: {\"choi");
+        conn.close();
+    }));
+    auto settings = settings_for(server.url());
+    settings.read_timeout_s = 0.3;
+    HttpEngine engine(settings);
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "closed_mid_stream", "stream");
+    CHECK(elapsed_ms >= 500);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: a chunked stream that ends inside an event", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk() + content_chunk("Hel"));
+        conn.send(wire::chunk("data: {\"choi") + wire::last_chunk());
+    }));
+    HttpEngine engine(settings_for(server.url()));
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "closed_mid_stream", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains("inside an event"));
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: HTTP error statuses carry the status and the server's own message", "[http]") {
+    struct Case {
+        int status;
+        std::string reply, server_message;
+    };
+    const std::string context_error =
+        "This model's maximum context length is 2048 tokens. However, you requested 4096 tokens.";
+    const std::vector<Case> cases = {
+        // vLLM's validation error: a flat error object, sent with Content-Length
+        {400,
+         wire::json_response(400, "Bad Request",
+                             R"({"object":"error","message":")" + context_error +
+                                 R"(","type":"BadRequestError","param":null,"code":400})"),
+         context_error},
+        // vLLM with --api-key: the error is a bare string
+        {401, wire::json_response(401, "Unauthorized", R"({"error":"Unauthorized"})"), "Unauthorized"},
+        // OpenAI-style nested error, sent chunked
+        {500,
+         "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+             wire::chunk(R"({"error":{"message":"EngineCore encountered an issue",)") +
+             wire::chunk(R"("type":"InternalServerError","code":500}})") + wire::last_chunk(),
+         "EngineCore encountered an issue"},
+    };
+    for (const auto& test : cases) {
+        INFO("status " << test.status);
+        LoopbackServer server(fault_then_reply([&](Connection& conn) { conn.send(test.reply); }));
+        HttpEngine engine(settings_for(server.url()));
+        const auto c = engine.complete("Say hello", 3);
+        check_fault(c, "http_status", "headers");
+        CHECK_THAT(c.fault->message, Catch::Contains("HTTP " + std::to_string(test.status)) &&
+                                         Catch::Contains(test.server_message) && Catch::Contains(server.url()));
+        check_next_request_succeeds(engine);
+    }
+}
+
+TEST_CASE("HttpEngine: an error event mid-stream", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk() + content_chunk("Hel"));
+        conn.send(wire::event(R"({"error":{"object":"error","message":"Sampling failed: NaN in logits",)"
+                              R"("type":"InternalServerError","param":null,"code":500}})"));
+        conn.send(done_and_end());
+    }));
+    HttpEngine engine(settings_for(server.url()));
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "error_event", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains("Sampling failed: NaN in logits"));
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: a malformed chunk", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk());
+        conn.send(wire::event("<html>502 Bad Gateway</html>"));
+        conn.send(done_and_end());
+    }));
+    HttpEngine engine(settings_for(server.url()));
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "malformed_chunk", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains("<html>502 Bad Gateway</html>"));
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: a stream that ends without [DONE]", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk() + content_chunk("Hi") + usage_chunk() + wire::last_chunk());
+    }));
+    HttpEngine engine(settings_for(server.url()));
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "no_done", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains("[DONE]") && Catch::Contains(server.url()));
+    CHECK(c.record.stamps.first_token_ms);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: a stream with no generated token", "[http]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk() + usage_chunk() + done_and_end());
+    }));
+    HttpEngine engine(settings_for(server.url()));
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "no_tokens", "stream");
+    check_next_request_succeeds(engine);
+}

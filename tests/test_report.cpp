@@ -1,0 +1,451 @@
+// Reporting: results JSON (seed schema + extensions) both ways, the figures' data and scripts,
+// rendering through gnuplot, the Markdown summary, and that bad inputs overwrite nothing.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "kvgate/report.hpp"
+
+namespace fs = std::filesystem;
+using namespace kvgate;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        static std::atomic<int> counter{0};
+        path = fs::temp_directory_path() /
+               ("kvgate-test-report-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void spit(const fs::path& p, const std::string& content) { std::ofstream(p, std::ios::binary) << content; }
+
+std::set<std::string> listing(const fs::path& dir) {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+    return names;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const ReportError& e) {
+        return e.what();
+    }
+    FAIL("expected a ReportError");
+    return "";
+}
+
+// One warm-up trial per arm (TTFT 999 ms, so it shows if it leaks into figures), then three
+// measured trials per arm around hit_ms / miss_ms. Stats are set by hand to known values.
+PhaseResult known_phase(const std::string& phase, double hit_ms, double miss_ms) {
+    PhaseResult r;
+    r.phase = phase;
+    r.model = "facebook/opt-125m";
+    r.timestamp = "2024-11-28T21:00:00Z";
+    r.git_revision = "abc1234";
+    r.config.num_trials = 3;
+    r.config.warmup_trials = 1;
+    r.config.seed = 1234567890123ULL;
+    r.engine.version = "0.6.3.post1";
+    r.engine.url = "http://127.0.0.1:8000";
+    r.engine.endpoint = "/v1/chat/completions";
+    r.engine.block_size = 16;
+    for (int i = 0; i <= 3; ++i)
+        for (Arm arm : {Arm::hit, Arm::miss}) {
+            Trial t;
+            t.index = 2 * i + (arm == Arm::miss ? 1 : 0);
+            t.arm = arm;
+            t.warmup = i == 0;
+            t.prompt_tokens_expected = arm == Arm::hit ? 800 : 288;
+            t.warm_prompt_tokens_expected = 768;
+            t.ttft_ms = t.warmup ? 999 : (arm == Arm::hit ? hit_ms + (i - 2) : miss_ms + 2 * (i - 2));
+            t.total_time_ms = t.ttft_ms + 250;
+            t.throughput = (arm == Arm::hit ? 200 : 150) - (i - 2);
+            t.measured.stamps = {1.5, 2.0, 2.5, t.ttft_ms, std::nullopt, t.ttft_ms + 250};
+            t.measured.usage = {t.prompt_tokens_expected, 50, arm == Arm::hit ? 768 : 0};
+            if (i == 3) t.measured.usage.cached_tokens = -1;  // the server did not say
+            if (i == 2) t.measured.engine_ttft_ms = t.ttft_ms - 3;
+            t.warm.stamps.first_token_ms = 5;
+            t.warm.usage = {768, 1, -1};
+            r.trials.push_back(t);
+        }
+    r.hit_stats = {3, hit_ms + 1, hit_ms, 2, hit_ms + 1.5, 199, 200, 5, 204, 800, 768};
+    r.miss_stats = {3, miss_ms + 1, miss_ms, 4, miss_ms + 3, 149, 150, 6, 155, 288, -1};
+    r.ttft_degradation_pct = (miss_ms - hit_ms) / hit_ms * 100;
+    r.counters = {true, 2400, 2304};
+    r.verdict = {Outcome::pass, 10, 0.95, 2.25, 2.1, 2.4, "paired bootstrap", "interval above 1.10", "", "cache"};
+    r.wall_time_s = 12.5;
+    r.complete = true;
+    return r;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+bool no_temporaries(const fs::path& dir) {
+    for (const auto& name : listing(dir))
+        if (contains(name, ".tmp-")) return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("a PhaseResult round-trips through JSON and a results file", "[report]") {
+    PhaseResult r = known_phase("phase1_http_api", 40, 90);
+    r.fault = Fault{"http_status", 3, "measured", "headers", "HTTP 500: \"engine dead\""};
+    r.complete = false;
+    r.ttft_degradation_pct = std::numeric_limits<double>::quiet_NaN();
+
+    const nlohmann::json doc = to_json(r);
+    PhaseResult back = phase_result_from_json(doc, "results_phase1.json");
+    CHECK(to_json(back) == doc);
+
+    REQUIRE(back.trials.size() == r.trials.size());
+    for (std::size_t i = 0; i < r.trials.size(); ++i) {  // run order restored from `index`
+        CHECK(back.trials[i].index == r.trials[i].index);
+        CHECK(back.trials[i].arm == r.trials[i].arm);
+        CHECK(back.trials[i].warmup == r.trials[i].warmup);
+        CHECK(back.trials[i].ttft_ms == r.trials[i].ttft_ms);
+        CHECK(back.trials[i].measured.stamps.headers_ms == r.trials[i].measured.stamps.headers_ms);
+        CHECK(back.trials[i].measured.engine_ttft_ms == r.trials[i].measured.engine_ttft_ms);
+        CHECK(back.trials[i].measured.usage.cached_tokens == r.trials[i].measured.usage.cached_tokens);
+        CHECK(back.trials[i].warm.usage.cached_tokens == -1);
+        CHECK(back.trials[i].warm_prompt_tokens_expected == 768);
+    }
+    CHECK_FALSE(back.trials[2].measured.stamps.last_token_ms.has_value());
+    CHECK(back.config.seed == 1234567890123ULL);
+    CHECK(back.miss_stats.cached_tokens_median == -1);
+    CHECK(back.hit_stats.ttft_p90 == 41.5);
+    CHECK(back.engine.block_size == 16);
+    CHECK(back.counters.hits == 2304);
+    CHECK(back.verdict.outcome == Outcome::pass);
+    CHECK(std::isnan(back.ttft_degradation_pct));
+    REQUIRE(back.fault.has_value());
+    CHECK(back.fault->message == "HTTP 500: \"engine dead\"");
+    CHECK(back.fault->trial == 3);
+    CHECK_FALSE(back.complete);
+
+    TempDir dir;
+    write_results(r, dir.path / "results_phase1.json");
+    CHECK(to_json(read_results_file(dir.path / "results_phase1.json")) == doc);
+    CHECK(listing(dir.path) == std::set<std::string>{"results_phase1.json"});
+}
+
+TEST_CASE("results JSON has every key of the seed's schema, and kvgate's extensions", "[report]") {
+    const nlohmann::json j = to_json(known_phase("phase1_http_api", 40, 90));
+    CHECK(j.at("phase") == "phase1_http_api");
+    CHECK(j.at("model") == "facebook/opt-125m");
+    CHECK(j.at("timestamp").is_string());
+    for (const char* key : {"context_size_a", "context_size_b", "max_output_tokens", "num_trials", "warmup_trials"})
+        CHECK(j.at("config").at(key).is_number_integer());
+    CHECK(j.at("config").at("num_trials") == 3);
+    for (const char* arm : {"cache_hit", "cache_miss"}) {
+        const auto& trials = j.at(arm).at("trials");
+        REQUIRE(trials.size() == 4);  // the warm-up trial is kept, and marked
+        CHECK(trials[0].at("warmup") == true);
+        int measured = 0;
+        for (const auto& t : trials) {
+            for (const char* key : {"ttft_ms", "total_time_ms", "throughput", "prompt_tokens", "completion_tokens"})
+                CHECK(t.at(key).is_number());
+            measured += t.at("warmup") == false;
+            CHECK(t.at("stamps").at("last_token_ms").is_null());  // absent stamp
+            CHECK(t.at("warm").at("usage").at("cached_tokens").is_null());
+        }
+        CHECK(measured == j.at("config").at("num_trials"));
+        for (const char* key :
+             {"ttft_mean", "ttft_median", "ttft_stdev", "throughput_mean", "throughput_stdev", "prompt_tokens"})
+            CHECK(j.at(arm).at("stats").at(key).is_number());
+        CHECK(j.at(arm).at("stats").at("n") == 3);
+    }
+    CHECK(j.at("ttft_degradation_pct") == Approx(125.0));
+    CHECK(j.at("cache_miss").at("stats").at("cached_tokens_median").is_null());
+    CHECK(j.at("kvgate").at("version").is_string());
+    CHECK(j.at("engine").at("version") == "0.6.3.post1");
+    CHECK(j.at("cache_evidence").at("prometheus").at("hits_delta") == 2304);
+    CHECK(j.at("verdict").at("outcome") == "pass");
+    CHECK(j.at("fault").is_null());
+    CHECK(j.at("complete") == true);
+}
+
+TEST_CASE("an invalid document names the file, the key's JSON path and what to do", "[report]") {
+    const nlohmann::json good = to_json(known_phase("phase1_http_api", 40, 90));
+    auto error_for = [&](const std::function<void(nlohmann::json&)>& spoil) {
+        nlohmann::json doc = good;
+        spoil(doc);
+        return error_of([&] { phase_result_from_json(doc, "results_phase1.json"); });
+    };
+
+    std::string missing = error_for([](nlohmann::json& d) { d["cache_hit"]["stats"].erase("ttft_mean"); });
+    CHECK(contains(missing, "results_phase1.json: cache_hit.stats.ttft_mean missing"));
+    CHECK(contains(missing, "re-run the phase"));
+
+    CHECK(contains(error_for([](nlohmann::json& d) { d["config"]["num_trials"] = "ten"; }),
+                   "results_phase1.json: config.num_trials is string, expected a whole number"));
+    CHECK(contains(error_for([](nlohmann::json& d) { d["cache_miss"]["trials"][1].erase("stamps"); }),
+                   "cache_miss.trials[1].stamps missing"));
+    CHECK(contains(error_for([](nlohmann::json& d) { d["verdict"]["outcome"] = "maybe"; }),
+                   "verdict.outcome is 'maybe', expected one of pass, fail"));
+    CHECK(contains(error_for([](nlohmann::json& d) { d = nlohmann::json::array(); }),
+                   "the top level is array, expected an object"));
+    CHECK(contains(error_for([](nlohmann::json& d) { d["kvgate"]["schema"] = results_schema_version + 1; }),
+                   "update kvgate"));
+}
+
+TEST_CASE("read_results_file explains missing, empty, malformed and truncated files", "[report]") {
+    TempDir dir;
+    const fs::path file = dir.path / "results_phase1.json";
+    CHECK(contains(error_of([&] { read_results_file(file); }), "results_phase1.json: no such file"));
+
+    spit(file, "");
+    CHECK(contains(error_of([&] { read_results_file(file); }), "is empty"));
+
+    spit(file, "{\"phase\": oops}");
+    std::string malformed = error_of([&] { read_results_file(file); });
+    CHECK(contains(malformed, file.string() + ": not valid JSON at byte 11 of 15"));
+
+    const std::string whole = to_json(known_phase("phase1_http_api", 40, 90)).dump(2);
+    spit(file, whole.substr(0, whole.size() / 2));
+    std::string truncated = error_of([&] { read_results_file(file); });
+    CHECK(contains(truncated, file.string() + ": truncated"));
+    CHECK(contains(truncated, "re-run the phase"));
+
+    CHECK(contains(error_of([&] { read_results_file(dir.path); }), "cannot read"));
+}
+
+TEST_CASE("write_file_atomically replaces the whole file or nothing", "[report]") {
+    TempDir dir;
+    const fs::path file = dir.path / "out.txt";
+    write_file_atomically(file, "first");
+    write_file_atomically(file, "second");
+    CHECK(slurp(file) == "second");
+
+    std::string no_dir = error_of([&] { write_file_atomically(dir.path / "absent" / "out.txt", "x"); });
+    CHECK(contains(no_dir, (dir.path / "absent" / "out.txt").string() + ": cannot create"));
+    CHECK(contains(no_dir, "No such file or directory"));
+
+    fs::create_directory(dir.path / "taken");  // rename() onto a directory fails after the temp file is written
+    CHECK(contains(error_of([&] { write_file_atomically(dir.path / "taken", "x"); }), "taken: cannot replace"));
+    CHECK(fs::is_directory(dir.path / "taken"));
+    CHECK(listing(dir.path) == std::set<std::string>{"out.txt", "taken"});
+}
+
+TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
+    const std::vector<PhaseResult> both = {known_phase("phase1_http_api", 40, 90),
+                                           known_phase("phase2_python_api", 35, 82)};
+
+    const std::string data = results_data(both);
+    CHECK(contains(data, "# [P1-hit]"));
+    // x ttft_median ttft_stdev throughput_median throughput_stdev n ttft_mean throughput_mean, then
+    // the value labels (y text) of both panels.
+    CHECK(contains(data, "\n0 40.000 2.000 200.000 5.000 3 41.000 199.000 20.000 \"40.0 ms\" 100.000 \"200.0 tok/s\"\n"
+                         "\n\n# [P1-miss]"));
+    CHECK(contains(data, "\n1 90.000 4.000 150.000 6.000 3 91.000 149.000 45.000 \"90.0 ms\" 75.000 "
+                         "\"150.0 tok/s\"\n"));
+    CHECK(contains(data, "\n0 35.000 2.000 200.000 5.000 3 36.000 199.000 17.500 \"35.0 ms\""));
+    // Measured trials spread over their bar: x ttft throughput index arm.
+    CHECK(contains(data, "\n-0.200 39.000 201.000 2 0\n0.000 40.000 200.000 4 0\n0.200 41.000 199.000 6 0\n"));
+    CHECK(contains(data, "\n0.800 88.000 151.000 3 1\n"));
+    CHECK_FALSE(contains(data, "999"));  // warm-up trials stay out
+
+    const std::string script = results_script(both);
+    CHECK(contains(script, "set multiplot layout 2,2"));
+    CHECK(contains(script, "set offsets 0.5, 0.5"));
+    CHECK(contains(script, "datafile = \"experiment1_results.dat\""));
+    CHECK(contains(script, "outfile = \"experiment1_results.png\""));
+    CHECK(contains(script, "TTFT (ms)"));
+    CHECK(contains(script, "throughput (tokens/s)"));
+    CHECK(contains(script, "cache miss: +125.0% TTFT"));
+    CHECK(contains(script, "cache miss: +134.3% TTFT"));
+    CHECK(contains(script, "facebook/opt-125m"));
+    CHECK(contains(script, "vllm 0.6.3.post1"));
+    CHECK(contains(script, "index \"[P2-trials]\""));
+    CHECK_FALSE(contains(script, fs::temp_directory_path().string()));  // relative names only
+
+    const std::string comparison = phase_comparison_data(both);
+    // x ttft_median ttft_stdev n ttft_mean condition label_y label
+    CHECK(contains(comparison, "\n0.000 40.000 2.000 3 41.000 \"P1-hit\" 42.000 \"40.0 ms\"\n"
+                               "2.500 35.000 2.000 3 36.000 \"P2-hit\" 37.000 \"35.0 ms\"\n"));
+    CHECK(contains(comparison, "\n1.000 90.000 4.000 3 91.000 \"P1-miss\" 94.000 \"90.0 ms\"\n"
+                               "3.500 82.000 4.000 3 83.000 \"P2-miss\" 86.000 \"82.0 ms\"\n"));
+    const std::string comparison_script = phase_comparison_script(both);
+    CHECK(contains(comparison_script, "median of measured trials, error bars \u00b11 stdev"));
+    CHECK(contains(comparison_script,
+                   "HTTP overhead (P1 \u2212 P2, median TTFT): cache hit +5.0 ms \u00b7 cache miss +8.0 ms"));
+    CHECK(contains(comparison_script, "set offsets 0.5, 0.5"));
+}
+
+TEST_CASE("figures for one phase draw what exists and say so", "[report]") {
+    const std::vector<PhaseResult> one = {known_phase("phase2_python_api", 35, 82)};
+    const std::string script = results_script(one);
+    CHECK(contains(script, "set multiplot layout 1,2"));
+    CHECK(contains(script, "(only Phase 2 results exist)"));
+    CHECK_FALSE(contains(results_data(one), "[P1-"));
+
+    const std::string comparison = phase_comparison_data(one);
+    CHECK(contains(comparison, "\"P2-hit\""));
+    CHECK(contains(comparison, "\"P2-miss\""));
+    CHECK_FALSE(contains(comparison, "\"P1-"));
+    CHECK(contains(phase_comparison_script(one), "needs results of both phases"));
+}
+
+TEST_CASE("the Markdown summary carries verdict, numbers, evidence, provenance and figures", "[report]") {
+    PhaseResult r = known_phase("phase1_http_api", 40, 90);
+    r.verdict.fix = "raise --trials";
+    r.fault = Fault{"read_timeout", 2, "measured", "stream", "no byte for 120 s"};
+    PhaseResult bare = known_phase("phase2_python_api", 35, 82);
+    bare.hit_stats.cached_tokens_median = -1;
+    bare.counters.available = false;
+    bare.verdict.outcome = Outcome::unverified;
+
+    const std::string md = summary_markdown({r, bare}, {"experiment1_results.png", "experiment1_phase_comparison.png"});
+    CHECK(contains(md, "## Phase 1: HTTP streaming API"));
+    CHECK(contains(md, "**PASS** — interval above 1.10"));
+    CHECK(contains(md, "**Fix:** raise --trials"));
+    CHECK(contains(md, "| TTFT median (ms) | 40.0 | 90.0 |"));
+    CHECK(contains(md, "2.250, 95% interval [2.100, 2.400] (paired bootstrap)"));
+    CHECK(contains(md, "at least 10.0% slower"));
+    CHECK(contains(md, "| measured trials (n) | 3 | 3 |"));
+    CHECK(contains(md, "hit 768, miss not reported"));
+    CHECK(contains(md, "2400 tokens looked up, 2304 hit (96.0%)"));
+    CHECK(contains(md, "vllm 0.6.3.post1"));
+    CHECK(contains(md, "block size 16"));
+    CHECK(contains(md, "`facebook/opt-125m`"));
+    CHECK(contains(md, "git revision `abc1234`"));
+    CHECK(contains(md, "**Fault:** `read_timeout` in trial 2, measured request, stage stream"));
+    CHECK(contains(md, "no byte for 120 s"));
+    CHECK(contains(md, "**UNVERIFIED**"));
+    CHECK(contains(md, "timing only"));
+    CHECK(contains(md, "![experiment1_results](experiment1_results.png)"));
+    CHECK(contains(md, "![experiment1_phase_comparison](experiment1_phase_comparison.png)"));
+}
+
+TEST_CASE("write_reports needs at least one results file and names both", "[report]") {
+    TempDir dir;
+    std::string error = error_of([&] { write_reports(dir.path, dir.path / "out"); });
+    CHECK(contains(error, "results_phase1.json"));
+    CHECK(contains(error, "results_phase2.json"));
+    CHECK_FALSE(fs::exists(dir.path / "out"));
+}
+
+TEST_CASE("a malformed or truncated results file overwrites nothing", "[report]") {
+    TempDir dir;
+    const fs::path out = dir.path / "reports";
+    fs::create_directories(out);
+    spit(out / "summary.md", "previous summary\n");
+    spit(out / "experiment1_results.png", "\x89PNG previous figure");
+    spit(out / "experiment1_results.gp", "previous script\n");
+    const auto before = listing(out);
+
+    write_results(known_phase("phase1_http_api", 40, 90), dir.path / "results_phase1.json");
+    const std::string whole = to_json(known_phase("phase2_python_api", 35, 82)).dump(2);
+    for (const std::string& bad : {std::string("{\"phase\": ]"), whole.substr(0, whole.size() - 40)}) {
+        spit(dir.path / "results_phase2.json", bad);
+        CHECK(contains(error_of([&] { write_reports(dir.path, out); }), "results_phase2.json"));
+        CHECK(slurp(out / "summary.md") == "previous summary\n");
+        CHECK(slurp(out / "experiment1_results.png") == "\x89PNG previous figure");
+        CHECK(slurp(out / "experiment1_results.gp") == "previous script\n");
+        CHECK(listing(out) == before);
+    }
+}
+
+TEST_CASE("write_reports draws both figures beside their scripts and data", "[report][gnuplot]") {
+    if (!gnuplot_available()) {
+        WARN("gnuplot not found: rendering not tested");
+        return;
+    }
+    TempDir dir;
+    write_results(known_phase("phase1_http_api", 40, 90), dir.path / "results_phase1.json");
+    write_results(known_phase("phase2_python_api", 35, 82), dir.path / "results_phase2.json");
+    const fs::path out = dir.path / "reports";
+    write_reports(dir.path, out);
+
+    for (const char* name : {"experiment1_results", "experiment1_phase_comparison"}) {
+        CHECK(slurp(out / (std::string(name) + ".png")).rfind("\x89PNG\r\n\x1a\n", 0) == 0);
+        CHECK(fs::file_size(out / (std::string(name) + ".dat")) > 0);
+        fs::remove(out / (std::string(name) + ".png"));
+        // The script beside it re-draws it, by relative names, from that directory.
+        CHECK(report_detail::run_process({"gnuplot", std::string(name) + ".gp"}, out).status == 0);
+        CHECK(slurp(out / (std::string(name) + ".png")).rfind("\x89PNG\r\n\x1a\n", 0) == 0);
+    }
+    CHECK(contains(slurp(out / "summary.md"), "![experiment1_results](experiment1_results.png)"));
+    CHECK(no_temporaries(out));
+}
+
+TEST_CASE("write_reports with only phase 2 draws phase 2", "[report][gnuplot]") {
+    if (!gnuplot_available()) {
+        WARN("gnuplot not found: rendering not tested");
+        return;
+    }
+    TempDir dir;
+    write_results(known_phase("phase2_python_api", 35, 82), dir.path / "results_phase2.json");
+    write_reports(dir.path, dir.path);
+    CHECK(slurp(dir.path / "experiment1_results.png").rfind("\x89PNG", 0) == 0);
+    CHECK(slurp(dir.path / "experiment1_phase_comparison.png").rfind("\x89PNG", 0) == 0);
+    CHECK(contains(slurp(dir.path / "experiment1_results.gp"), "layout 1,2"));
+    const std::string md = slurp(dir.path / "summary.md");
+    CHECK(contains(md, "## Phase 2"));
+    CHECK_FALSE(contains(md, "## Phase 1"));
+}
+
+TEST_CASE("a run that stopped before measuring anything still gets its figures", "[report][gnuplot]") {
+    PhaseResult stopped = known_phase("phase1_http_api", 40, 90);
+    stopped.trials.resize(2);  // the warm-up trials only
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (ArmStats* s : {&stopped.hit_stats, &stopped.miss_stats}) {
+        *s = ArmStats{};
+        s->ttft_median = s->ttft_stdev = s->throughput_median = s->throughput_stdev = nan;
+    }
+    stopped.ttft_degradation_pct = nan;
+    stopped.fault = Fault{"connection_refused", 2, "warm", "connect", "Connection refused"};
+    CHECK(contains(results_data({stopped}), "\n0 NaN NaN NaN NaN 0 0.000 0.000 0 \"\" 0 \"\"\n"));
+    CHECK(contains(results_script({stopped}), "no measured trials"));
+    if (!gnuplot_available()) {
+        WARN("gnuplot not found: rendering not tested");
+        return;
+    }
+    TempDir dir;
+    write_results(stopped, dir.path / "results_phase1.json");
+    write_reports(dir.path, dir.path);
+    CHECK(slurp(dir.path / "experiment1_results.png").rfind("\x89PNG", 0) == 0);
+    CHECK(slurp(dir.path / "experiment1_phase_comparison.png").rfind("\x89PNG", 0) == 0);
+}
+
+TEST_CASE("a failing gnuplot leaves no half-drawn figure and reports gnuplot's words", "[report][gnuplot]") {
+    if (!gnuplot_available()) {
+        WARN("gnuplot not found: rendering not tested");
+        return;
+    }
+    TempDir dir;
+    spit(dir.path / "broken.png", "previous");
+    const Figure broken{"broken", "0 1\n",
+                        "set terminal pngcairo\nset output outfile\nplot datafile using 1:2 with nonsense\n"};
+    std::string error = error_of([&] { render_figure(broken, dir.path); });
+    CHECK(contains(error, "gnuplot failed to draw " + (dir.path / "broken.png").string()));
+    CHECK(contains(error, "nonsense"));  // gnuplot's own message, pointing at the bad word
+    CHECK(slurp(dir.path / "broken.png") == "previous");
+    CHECK(listing(dir.path) == std::set<std::string>{"broken.png"});
+}

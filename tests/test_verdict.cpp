@@ -1,0 +1,103 @@
+#include <catch2/catch.hpp>
+
+#include "kvgate/verdict.hpp"
+
+using namespace kvgate;
+
+namespace {
+
+// Paired trials: hit TTFTs and miss TTFTs, with the cached tokens the server reported.
+PhaseResult run_of(const std::vector<double>& hit, const std::vector<double>& miss, int hit_cached = 768,
+                   int miss_cached = 0) {
+    PhaseResult r;
+    r.engine.block_size = 128;
+    for (std::size_t i = 0; i < hit.size(); ++i)
+        for (Arm arm : {Arm::hit, Arm::miss}) {
+            Trial t;
+            t.index = static_cast<int>(r.trials.size());
+            t.arm = arm;
+            t.ttft_ms = arm == Arm::hit ? hit[i] : miss[i];
+            t.throughput = 10;
+            t.measured.usage = {800, 50, arm == Arm::hit ? hit_cached : miss_cached};
+            r.trials.push_back(t);
+        }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("a clear saving passes", "[verdict]") {
+    auto r = run_of({100, 105, 98, 102}, {300, 310, 290, 305});
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK(r.verdict.ratio == Approx(3.0).epsilon(0.05));
+    CHECK(r.ttft_degradation_pct == Approx(200).epsilon(0.05));
+    CHECK(r.hit_stats.n == 4);
+    CHECK(r.hit_stats.cached_tokens_median == 768);
+    CHECK(r.verdict.fix.empty());
+}
+
+TEST_CASE("no saving fails", "[verdict]") {
+    auto r = run_of({100, 101, 99, 100}, {101, 100, 100, 99});
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("upper bound"));
+}
+
+TEST_CASE("noise around the threshold is indeterminate and names the fix", "[verdict]") {
+    auto r = run_of({100, 100, 100}, {100, 125, 105});
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::indeterminate);
+    CHECK_THAT(r.verdict.fix, Catch::Contains("--trials"));
+}
+
+TEST_CASE("a hit arm with nothing cached fails, whatever the timings", "[verdict]") {
+    auto r = run_of({100, 105, 98}, {300, 310, 290}, /*hit_cached=*/0);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("no cached tokens"));
+}
+
+TEST_CASE("a miss arm served from cache makes the run unverified, never a pass", "[verdict]") {
+    auto r = run_of({100, 105, 98}, {300, 310, 290}, 768, /*miss_cached=*/256);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::unverified);
+}
+
+TEST_CASE("less than a block cached on a miss is no evidence against it", "[verdict]") {
+    auto r = run_of({100, 105, 98}, {300, 310, 290}, 768, 100);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+}
+
+TEST_CASE("without cache evidence the verdict rests on timing and says so", "[verdict]") {
+    auto r = run_of({100, 105, 98}, {300, 310, 290}, -1, -1);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.evidence, Catch::Contains("timing only"));
+    CHECK(r.hit_stats.cached_tokens_median == -1);
+}
+
+TEST_CASE("Prometheus counters that did not move fail a run without per-request evidence", "[verdict]") {
+    auto r = run_of({100, 105, 98}, {300, 310, 290}, -1, -1);
+    r.counters = {true, 5000, 0};
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::fail);
+}
+
+TEST_CASE("a fault is an error verdict that keeps the completed trials' statistics", "[verdict]") {
+    auto r = run_of({100, 105}, {300, 310});
+    r.fault = Fault{"closed_mid_stream", 4, "measured", "stream", "gone"};
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::error);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("closed_mid_stream"));
+    CHECK(r.hit_stats.n == 2);
+}
+
+TEST_CASE("warm-up trials are not counted", "[verdict]") {
+    auto r = run_of({5000, 100, 105, 98}, {100, 300, 310, 290});
+    r.trials[0].warmup = r.trials[1].warmup = true;
+    decide(r, 10, 0.95);
+    CHECK(r.hit_stats.n == 3);
+    CHECK(r.verdict.outcome == Outcome::pass);
+}
