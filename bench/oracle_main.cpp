@@ -11,13 +11,13 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: kvgate_oracle [--port N] [--delay-ms MS] [--tokens N] [--gap-us US] [--role separate|together|early]\n"
+    "usage: kvgate_oracle [--port N] [--delay-ms MS] [--tokens N] [--gap-us US] [--role together|separate|early]\n"
     "  --port      0 (default): an ephemeral port, printed on the first line\n"
     "  --delay-ms  first token this long after the request's last byte was read (default 20)\n"
     "  --tokens    content tokens per response (default 4)\n"
     "  --gap-us    between content tokens (default 1000)\n"
-    "  --role      the chat role chunk: its own send() before the first token (default), in the same\n"
-    "              send() as the first token, or early, with the headers\n";
+    "  --role      the chat role chunk: in the same send() as the first token (default), in its own\n"
+    "              send() right before it, or early, with the headers\n";
 
 int to_int(const std::string& flag, const std::string& value) {
     std::size_t used = 0;

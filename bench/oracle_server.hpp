@@ -37,33 +37,35 @@
 
 namespace kvgate::bench {
 
-// Where the chat role chunk goes relative to the first token.
+// Where the chat role chunk goes relative to the first token. vLLM yields it right before the first
+// token, as its own write, a few tens of us earlier: a reader it wakes is then already awake when the
+// token lands, which hides part of that reader's error. `together` (the default) hides nothing.
 enum class RolePlacement {
-    separate,  // its own send() right before the first token's (as vLLM writes them)
     together,  // in the same send() as the first token
+    separate,  // its own send() immediately before the first token's
     early,     // with the response headers, before the first-token delay
 };
 
 inline const char* to_string(RolePlacement r) {
     switch (r) {
-        case RolePlacement::separate: return "separate";
         case RolePlacement::together: return "together";
+        case RolePlacement::separate: return "separate";
         case RolePlacement::early: return "early";
     }
-    return "separate";
+    return "together";
 }
 
 inline RolePlacement role_placement_from(const std::string& name) {
-    for (auto r : {RolePlacement::separate, RolePlacement::together, RolePlacement::early})
+    for (auto r : {RolePlacement::together, RolePlacement::separate, RolePlacement::early})
         if (name == to_string(r)) return r;
-    throw std::invalid_argument("role placement '" + name + "' is none of separate, together, early");
+    throw std::invalid_argument("role placement '" + name + "' is none of together, separate, early");
 }
 
 struct OracleConfig {
     int first_token_delay_ms = 20;  // after the request's last byte was read
     int tokens = 4;
     int inter_token_us = 1000;
-    RolePlacement role = RolePlacement::separate;
+    RolePlacement role = RolePlacement::together;
 };
 
 struct OracleRecord {
@@ -179,8 +181,8 @@ inline Script stream_script(const OracleConfig& config, bool chat, std::uint64_t
     Script s;
     s.head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n";
     switch (config.role) {
-        case RolePlacement::separate: s.separate_role = role; break;
         case RolePlacement::together: s.first_token = role; break;
+        case RolePlacement::separate: s.separate_role = role; break;
         case RolePlacement::early: s.head += role; break;
     }
     s.first_token += token_chunk(0);

@@ -61,7 +61,7 @@ struct Options {
 
 constexpr const char* kUsage =
     "usage: kvgate_ttft_fidelity [--n 300] [--warmup 10] [--delay-ms 20] [--tokens 4] [--gap-us 1000]\n"
-    "                            [--role separate|together|early] [--python PATH] [--py-clients PATH]\n"
+    "                            [--role together|separate|early] [--python PATH] [--py-clients PATH]\n"
     "                            [--python-clients aiohttp,httpx,openai|none] [--no-probes] [--json FILE]\n";
 
 std::int64_t thread_cpu_ns() {

@@ -19,9 +19,14 @@ std::optional<int> two_per_word(const std::string& text) {
 TEST_CASE("parts are sized in the engine's tokens", "[prompt]") {
     PromptBuilder builder(42, two_per_word);
     const auto p = builder.build(0, 512, 256, 32);
-    CHECK(std::abs(p.a_tokens - 512) <= 5);
-    CHECK(std::abs(p.b_tokens - 256) <= 3);
-    CHECK(std::abs(p.q_tokens - 32) <= 2);
+    // At least the target (a warm [A,B] short of a block boundary would leave a block uncached),
+    // at most 1% over.
+    CHECK(p.a_tokens >= 512);
+    CHECK(p.a_tokens <= 517);
+    CHECK(p.b_tokens >= 256);
+    CHECK(p.b_tokens <= 258);
+    CHECK(p.q_tokens >= 32);
+    CHECK(p.q_tokens <= 33);
     CHECK(*two_per_word(p.a) == p.a_tokens);
     CHECK_FALSE(builder.sizes_estimated());
 }

@@ -47,13 +47,22 @@ public:
 private:
     static constexpr double kEstimatedTokensPerWord = 1.3;  // English text, BPE-style tokenizers
 
+    // A part of at least `target` tokens and at most 1% more. Never fewer: the default sizes
+    // (512 + 256) are a whole number of KV blocks, and a warm prompt one token short of that would
+    // leave a whole block uncached, making the hit arm's recompute jump from ~Q to ~Q + a block.
     std::string sized(int trial, int part, int target, bool question, int& tokens_out) {
+        const int slack = std::max(1, target / 100);
         // Start from the running tokens-per-word estimate, then correct from the engine's counts:
-        // counts are close to linear in the word count, so a few rounds land within a token or two.
+        // counts are close to linear in the word count, so a few rounds land in range.
         int words = std::max(1, static_cast<int>(std::lround(target / tokens_per_word_)));
         std::string text;
-        int best_error = -1;
-        for (int round = 0; round < 6; ++round) {
+        int best = -1;
+        auto better = [&](int counted) {
+            if (best < 0) return true;
+            if ((counted >= target) != (best >= target)) return counted >= target;
+            return counted >= target ? counted < best : counted > best;
+        };
+        for (int round = 0; round < 10; ++round) {
             std::string candidate = words_text(trial, part, words, question);
             auto counted = count_(candidate);
             if (!counted) {
@@ -61,18 +70,16 @@ private:
                 tokens_out = static_cast<int>(std::lround(words * kEstimatedTokensPerWord));
                 return candidate;
             }
-            const int error = std::abs(*counted - target);
-            if (best_error < 0 || error < best_error) {
-                best_error = error;
+            if (better(*counted)) {
+                best = *counted;
                 text = candidate;
-                tokens_out = *counted;
             }
-            if (error <= std::max(1, target / 100)) break;
+            if (*counted >= target && *counted <= target + slack) break;
             tokens_per_word_ = std::clamp(static_cast<double>(*counted) / words, 0.5, 8.0);
-            const int next = std::max(1, static_cast<int>(std::lround(words + (target - *counted) / tokens_per_word_)));
-            if (next == words) break;
-            words = next;
+            const double step = (target + slack / 2.0 - *counted) / tokens_per_word_;
+            words = std::max(1, words + static_cast<int>(step > 0 ? std::ceil(step) : std::min(-1.0, std::trunc(step))));
         }
+        tokens_out = best;
         return text;
     }
 

@@ -31,7 +31,7 @@ struct PythonEngineOptions {
     bool prefix_caching = true;
     int max_model_len = 1024;
     std::string dtype;   // "" = vLLM's choice
-    double kv_cache_gib = 1;  // CPU KV cache (VLLM_CPU_KVCACHE_SPACE)
+    int kv_cache_gib = 1;  // CPU KV cache, whole GiB (VLLM_CPU_KVCACHE_SPACE)
 };
 
 namespace detail {
