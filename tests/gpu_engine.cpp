@@ -37,7 +37,7 @@ TEST_CASE("engine: prefix cache counters grow on a repeated prompt", "[gpu][engi
     CHECK(second.usage.cached_tokens >= std::max(block, 1));
 }
 
-TEST_CASE("engine: no prefix cache, no hits", "[gpu][engine]") {
+TEST_CASE("engine: no prefix cache means no hits", "[gpu][engine]") {
     const auto settings = testing::http_settings("nocache");
     if (!settings) return;
     const auto [deltas, second] = repeat_prompt(*settings);

@@ -68,7 +68,7 @@ TEST_CASE("the shipped HttpEngine's TTFT honours the oracle's delay and exceeds 
 
     const auto completion = engine.complete("hello", 3);
     REQUIRE_FALSE(completion.fault);
-    const auto& oracle_saw = oracle.records_since().at(0);
+    const auto oracle_saw = oracle.records_since().at(0);
     const double client_ttft_ms = *completion.record.stamps.first_token_ms;
     // The client's TTFT spans the oracle's, from before the request was read to after the token was sent.
     CHECK(client_ttft_ms >= kDelayMs);
