@@ -159,7 +159,7 @@ std::string chat_delta(const std::string& delta) {
 
 }  // namespace
 
-TEST_CASE("StreamReader: the role chunk is an event, not a token; the content chunk stamps TTFT", "[sse]") {
+TEST_CASE("StreamReader: the role chunk is an event, not a token: the content chunk stamps TTFT", "[sse]") {
     StreamReader reader;
     reader.on_headers(at_ms(1), 200);
     CHECK(feed(reader, 2, chat_delta(R"({"role":"assistant","content":""})")));

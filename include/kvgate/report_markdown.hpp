@@ -97,7 +97,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r, std::size_t po
       << (v.method.empty() ? "" : " (" + md_line(v.method) + ")") << "\n"
       << "- **Threshold:** a miss must be at least " << format_fixed(v.threshold_pct, 1)
       << "% slower (ratio ≥ " << format_fixed(1 + v.threshold_pct / 100, 3) << ")\n"
-      << "- **TTFT degradation** (median miss vs median hit, as the seed): " << signed_pct(r.ttft_degradation_pct)
+      << "- **TTFT degradation** (mean miss vs mean hit, the seed's ttft_degradation_pct): " << signed_pct(r.ttft_degradation_pct)
       << "\n"
       << "- **Cache evidence:** " << md_evidence(r) << "\n"
       << "- **Engine:** " << md_line(engine_title(r.engine))

@@ -198,7 +198,7 @@ inline std::string results_script(const std::vector<PhaseResult>& phases) {
         s << "set title " << gp_quote(row_title + " \u2014 TTFT") << "\n"
           << "set ylabel \"TTFT (ms)\"\n"
           << "set label 1 "
-          << gp_quote("cache miss: " + signed_pct(r.ttft_degradation_pct) + " TTFT (median miss vs median hit)")
+          << gp_quote("cache miss: " + signed_pct(r.ttft_degradation_pct) + " TTFT (mean miss vs mean hit)")
           << " at graph 0.5, graph 0.94 center front font \",12\"\n";
         panel_plot(s, block, {"1:2:3", "1:9:10", 2});
         s << "unset label 1\n"
