@@ -12,12 +12,15 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: kvgate_oracle [--port N] [--delay-ms MS] [--tokens N] [--gap-us US] [--role together|separate|early]\n"
+    "                     [--prime-us US]\n"
     "  --port      0 (default): an ephemeral port, printed on the first line\n"
     "  --delay-ms  first token this long after the request's last byte was read (default 20)\n"
     "  --tokens    content tokens per response (default 4)\n"
     "  --gap-us    between content tokens (default 1000)\n"
     "  --role      the chat role chunk: in the same send() as the first token (default), in its own\n"
-    "              send() right before it, or early, with the headers\n";
+    "              send() right before it, or early, with the headers\n"
+    "  --prime-us  run the kernel's TCP send path this long before each first token, and spin\n"
+    "              until it is due (default 200; 0: a cold path, as after an idle wait)\n";
 
 int to_int(const std::string& flag, const std::string& value) {
     std::size_t used = 0;
@@ -53,6 +56,8 @@ int main(int argc, char** argv) {
                 config.tokens = to_int(flag, value);
             else if (flag == "--gap-us")
                 config.inter_token_us = to_int(flag, value);
+            else if (flag == "--prime-us")
+                config.prime_us = to_int(flag, value);
             else if (flag == "--role")
                 config.role = kvgate::bench::role_placement_from(value);
             else

@@ -152,10 +152,10 @@ def run_openai(args):
     return drive_sync(request, args)
 
 
-LIBRARIES = {
-    "aiohttp": ("aiohttp", "vLLM {vllm} bench serve request function on aiohttp {aiohttp}"),
-    "httpx": ("httpx", "httpx {httpx} AsyncClient.stream + aiter_lines"),
-    "openai": ("openai", "OpenAI SDK {openai}, stream=True (on httpx {httpx})"),
+DESCRIPTIONS = {
+    "aiohttp": "Python aiohttp {aiohttp}, vLLM {vllm} bench serve's request function",
+    "httpx": "Python httpx {httpx} AsyncClient.stream + aiter_lines",
+    "openai": "Python OpenAI SDK {openai} stream=True (httpx {httpx})",
 }
 
 
@@ -169,7 +169,7 @@ def versions(client):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--client", required=True, choices=sorted(LIBRARIES))
+    parser.add_argument("--client", required=True, choices=sorted(DESCRIPTIONS))
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--tokens", type=int, default=4)
@@ -189,7 +189,7 @@ def main():
         sys.exit(f"py_clients.py: {args.client}: no first token seen in {missing[:3]}")
     json.dump({
         "client": args.client,
-        "description": LIBRARIES[args.client][1].format(**versions(args.client)),
+        "description": DESCRIPTIONS[args.client].format(**versions(args.client)),
         "clock": time.get_clock_info("monotonic").implementation,
         "started_ns": started_ns,
         "cpu_ns": cpu_ns,

@@ -1,6 +1,7 @@
 // kvgate_ttft_fidelity: how late each client's first-token stamp is, against the oracle's instant
 // right before it sent the token. kvgate's HttpEngine and the Python clients the field uses run
-// against one oracle in one run, N sequential requests each on one keep-alive connection.
+// against one oracle in one run, N sequential requests each on one keep-alive connection; then
+// experimental clients (a raw socket, blocking or spinning) show where kvgate's time goes.
 //
 //   error       = client's first-content stamp - oracle's instant before send() of that chunk
 //   TTFT excess = client's TTFT - oracle's TTFT (request read -> first token sent): the error plus
@@ -9,7 +10,6 @@
 //                 CLOCK_THREAD_CPUTIME_ID, the oracle runs on other threads; Python: process_time)
 //
 // All instants are CLOCK_MONOTONIC (steady_clock; Python's time.monotonic_ns), one clock system-wide.
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spawn.h>
@@ -20,9 +20,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -35,7 +35,6 @@
 
 #include "kvgate/http_engine.hpp"
 #include "kvgate/stats.hpp"
-#include "kvgate_request_path.hpp"
 #include "oracle_server.hpp"
 
 extern char** environ;
@@ -61,8 +60,11 @@ struct Options {
 
 constexpr const char* kUsage =
     "usage: kvgate_ttft_fidelity [--n 300] [--warmup 10] [--delay-ms 20] [--tokens 4] [--gap-us 1000]\n"
-    "                            [--role together|separate|early] [--python PATH] [--py-clients PATH]\n"
-    "                            [--python-clients aiohttp,httpx,openai|none] [--no-probes] [--json FILE]\n";
+    "                            [--role together|separate|early] [--prime-us 200] [--python PATH]\n"
+    "                            [--py-clients PATH] [--python-clients aiohttp,httpx,openai|none]\n"
+    "                            [--no-probes] [--json FILE]\n"
+    "  --delay-ms, --tokens, --gap-us, --role, --prime-us: the oracle's (see kvgate_oracle --help)\n"
+    "  --no-probes  skip the experimental clients that show where the time goes\n";
 
 std::int64_t thread_cpu_ns() {
     timespec t{};
@@ -72,7 +74,7 @@ std::int64_t thread_cpu_ns() {
 
 struct ClientResult {
     std::string name;
-    std::string kind;  // "kvgate", "kvgate-check", "python", "probe"
+    std::string kind;  // "kvgate" (the reference), "python", "probe" (experimental)
     std::vector<double> error_us;
     std::vector<double> ttft_excess_us;
     std::optional<std::vector<double>> first_choice_error_us;  // the vLLM-style stamp, where it differs
@@ -114,68 +116,34 @@ kvgate::Settings kvgate_settings(const OracleServer& oracle) {
     return s;
 }
 
+// kvgate's shipped HttpEngine, on one keep-alive connection; Completion::sent is its stamps' origin.
 ClientResult run_kvgate(OracleServer& oracle, const Options& o) {
-    kvgate::bench::KvgateRequestPath path(kvgate_settings(oracle));
-    for (int i = 0; i < o.warmup; ++i) path.complete(o.prompt, o.oracle.tokens);
-    const auto first = oracle.request_count();
-    std::vector<kvgate::bench::KvgateRequestPath::Timed> timed(o.n);
-    const auto cpu_start = thread_cpu_ns();
-    for (auto& t : timed) t = path.complete(o.prompt, o.oracle.tokens);
-    const auto cpu = thread_cpu_ns() - cpu_start;
-    const auto records = measured_records(oracle, first, o.n);
-
-    ClientResult r{"kvgate: HttpEngine's request path (cpp-httplib " CPPHTTPLIB_VERSION ")", "kvgate", {}, {}, {},
-                   us(cpu) / o.n, distinct_connections(records), ""};
-    for (int i = 0; i < o.n; ++i) {
-        const double token_us = *timed[i].record.stamps.first_token_ms * 1e3;
-        r.error_us.push_back(us(monotonic_ns(timed[i].sent) - records[i].first_token_ns) + token_us);
-        r.ttft_excess_us.push_back(token_us - us(records[i].first_token_ns - records[i].request_read_ns));
-    }
-    return r;
-}
-
-// The shipped HttpEngine::complete(). Its `sent` lies between the call's start and the call's end
-// minus the recorded done_ms, so its error is bracketed; the later bound (an overestimate) is
-// reported. Its TTFT excess needs no absolute instant and is exact.
-ClientResult run_kvgate_shipped(OracleServer& oracle, const Options& o) {
     kvgate::HttpEngine engine(kvgate_settings(oracle));
     const auto complete = [&] {
         auto c = engine.complete(o.prompt, o.oracle.tokens);
         if (c.fault) throw std::runtime_error("kvgate HttpEngine: " + c.fault->kind + ": " + c.fault->message);
-        return c.record;
+        return c;
     };
     for (int i = 0; i < o.warmup; ++i) complete();
     const auto first = oracle.request_count();
-    std::vector<Clock::time_point> called(o.n), returned(o.n);
-    std::vector<kvgate::RequestRecord> recorded(o.n);
+    std::vector<kvgate::Completion> done(o.n);
     const auto cpu_start = thread_cpu_ns();
-    for (int i = 0; i < o.n; ++i) {
-        called[i] = Clock::now();
-        recorded[i] = complete();
-        returned[i] = Clock::now();
-    }
+    for (auto& c : done) c = complete();
     const auto cpu = thread_cpu_ns() - cpu_start;
     const auto records = measured_records(oracle, first, o.n);
 
-    ClientResult r{"kvgate: HttpEngine::complete() as shipped, error bounded from above", "kvgate-check", {}, {}, {},
-                   us(cpu) / o.n, distinct_connections(records), ""};
-    std::vector<double> lower_us;
+    ClientResult r{"kvgate HttpEngine (cpp-httplib " CPPHTTPLIB_VERSION ")", "kvgate", {}, {}, {}, us(cpu) / o.n,
+                   distinct_connections(records), ""};
     for (int i = 0; i < o.n; ++i) {
-        const auto& stamps = recorded[i].stamps;
-        const double token_us = *stamps.first_token_ms * 1e3;
-        const auto done = std::chrono::duration<double, std::milli>(*stamps.done_ms);
-        const auto latest_sent = returned[i] - std::chrono::duration_cast<Clock::duration>(done);
-        r.error_us.push_back(us(monotonic_ns(latest_sent) - records[i].first_token_ns) + token_us);
-        lower_us.push_back(us(monotonic_ns(called[i]) - records[i].first_token_ns) + token_us);
+        const double token_us = *done[i].record.stamps.first_token_ms * 1e3;
+        r.error_us.push_back(us(monotonic_ns(done[i].sent) - records[i].first_token_ns) + token_us);
         r.ttft_excess_us.push_back(token_us - us(records[i].first_token_ns - records[i].request_read_ns));
     }
-    r.note = "its `sent` is private: error bracketed by the call's start (median " + fixed(kvgate::median(lower_us)) +
-             " us) and its end (reported); TTFT excess is exact";
     return r;
 }
 
-// Experimental probes (not kvgate code): a bare HTTP/1.1 client on a raw socket, to split the
-// error into what any blocked reader pays (the vCPU wake-up) and what the HTTP library adds.
+// Experimental probe (not kvgate code): a bare HTTP/1.1 client on a raw socket, to split the error
+// into what any reader pays (the oracle's send, the wake-up) and what the HTTP library adds.
 class RawProbe {
 public:
     RawProbe(std::uint16_t port, const std::string& prompt, int tokens) {
@@ -248,9 +216,16 @@ ClientResult run_probe(OracleServer& oracle, const Options& o, bool spin) {
     for (auto& s : stamps) s = probe.request(spin);
     const auto cpu = thread_cpu_ns() - cpu_start;
     const auto records = measured_records(oracle, first, o.n);
-    ClientResult r{spin ? "probe: raw socket, non-blocking recv() spin" : "probe: raw socket, blocking recv()",
-                   "probe", {}, {}, {}, us(cpu) / o.n, distinct_connections(records),
-                   spin ? "burns a core for the whole wait" : ""};
+    ClientResult r{spin ? "raw socket, non-blocking recv() spin" : "raw socket, blocking recv()", "probe", {}, {}, {},
+                   us(cpu) / o.n, distinct_connections(records), ""};
+    if (spin) {
+        // No reader sleeps in this run, so the oracle's send() wakes nobody: its length is the
+        // server side's share of every client's error.
+        std::vector<double> send_us;
+        for (const auto& rec : records) send_us.push_back(us(rec.first_token_sent_ns - rec.first_token_ns));
+        r.note = "spins a core for the whole wait. The oracle's own send() of the first token took median " +
+                 fixed(kvgate::median(send_us)) + " us in this run";
+    }
     for (int i = 0; i < o.n; ++i) {
         r.error_us.push_back(us(monotonic_ns(stamps[i].first_token) - records[i].first_token_ns));
         r.ttft_excess_us.push_back(us(monotonic_ns(stamps[i].first_token) - monotonic_ns(stamps[i].sent)) -
@@ -302,7 +277,7 @@ ClientResult run_python(OracleServer& oracle, const Options& o, const std::strin
     std::map<std::string, OracleRecord> by_id;
     for (auto& r : oracle.records_since(first)) by_id[r.request_id] = r;
     std::vector<OracleRecord> records;
-    ClientResult r{"Python " + out.at("description").get<std::string>(), "python", {}, {}, std::vector<double>{},
+    ClientResult r{out.at("description").get<std::string>(), "python", {}, {}, std::vector<double>{},
                    us(out.at("cpu_ns").get<std::int64_t>()) / o.n, 0, ""};
     for (const auto& q : out.at("requests")) {
         const auto it = by_id.find(q.at("id").get<std::string>());
@@ -323,50 +298,67 @@ struct Targets {
     double median_us = 100, p99_us = 500, ratio = 5;
 };
 
+// One Markdown table; `notes` collects the footnotes, numbered across tables.
+void print_table(const std::vector<const ClientResult*>& rows, double kvgate_median, std::vector<std::string>& notes,
+                 std::ostream& out) {
+    out << "| client | median error (us) | p99 error (us) | median / kvgate's | median TTFT excess (us) "
+           "| CPU per request (us) | connections |\n"
+        << "|---|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto* r : rows) {
+        std::string name = r->name;
+        if (!r->note.empty()) {
+            notes.push_back(r->note);
+            name += " [" + std::to_string(notes.size()) + "]";
+        }
+        if (r->first_choice_error_us) {
+            notes.push_back("stamped instead at the first event with non-empty `choices` (the role chunk; what vLLM "
+                            "bench serve calls the first token): median " +
+                            fixed(kvgate::median(*r->first_choice_error_us)) + " us, p99 " +
+                            fixed(kvgate::quantile(*r->first_choice_error_us, 0.99)) + " us");
+            name += " [" + std::to_string(notes.size()) + "]";
+        }
+        const double median = kvgate::median(r->error_us);
+        out << "| " << name << " | " << fixed(median) << " | " << fixed(kvgate::quantile(r->error_us, 0.99)) << " | "
+            << fixed(median / kvgate_median, 1) << "x | " << fixed(kvgate::median(r->ttft_excess_us)) << " | "
+            << fixed(r->cpu_us_per_request) << " | " << r->connections << " |\n";
+    }
+}
+
 void print_markdown(const Options& o, const std::vector<ClientResult>& results, std::ostream& out) {
-    const double kvgate_median = kvgate::median(results.front().error_us);
+    const auto& kvgate = results.front();
+    const double kvgate_median = kvgate::median(kvgate.error_us);
+    std::vector<const ClientResult*> compared, probes;
+    for (const auto& r : results) (r.kind == "probe" ? probes : compared).push_back(&r);
+    std::vector<std::string> notes;
+
     out << "## First-token stamp error against the oracle\n\n"
         << o.n << " sequential requests per client after " << o.warmup << " warm-up; first token "
         << o.oracle.first_token_delay_ms << " ms after the request was read; " << o.oracle.tokens << " tokens "
-        << o.oracle.inter_token_us << " us apart; role chunk: " << to_string(o.oracle.role) << ".\n"
-        << "Error = client's first-content stamp - oracle's instant right before send() of that chunk "
-           "(CLOCK_MONOTONIC).\n\n"
-        << "| client | median error (us) | p99 error (us) | median error / kvgate's | median TTFT excess (us) "
-           "| CPU per request (us) | connections |\n"
-        << "|---|---:|---:|---:|---:|---:|---:|\n";
-    std::vector<std::string> notes;
-    for (const auto& r : results) {
-        std::string name = r.name;
-        if (!r.note.empty()) {
-            notes.push_back(r.note);
-            name += " [" + std::to_string(notes.size()) + "]";
-        }
-        if (r.first_choice_error_us) {
-            notes.push_back("stamped at the first event with non-empty `choices` (vLLM bench serve's TTFT, the role "
-                            "chunk here): median " +
-                            fixed(kvgate::median(*r.first_choice_error_us)) + " us, p99 " +
-                            fixed(kvgate::quantile(*r.first_choice_error_us, 0.99)) + " us");
-            name += " [" + std::to_string(notes.size()) + "]";
-        }
-        const double median = kvgate::median(r.error_us);
-        out << "| " << name << " | " << fixed(median) << " | " << fixed(kvgate::quantile(r.error_us, 0.99)) << " | "
-            << fixed(median / kvgate_median, 1) << "x | " << fixed(kvgate::median(r.ttft_excess_us)) << " | "
-            << fixed(r.cpu_us_per_request) << " | " << r.connections << " |\n";
+        << o.oracle.inter_token_us << " us apart; role chunk: " << to_string(o.oracle.role) << "; oracle's send path "
+        << (o.oracle.prime_us > 0 ? "primed " + std::to_string(o.oracle.prime_us) + " us before each first token"
+                                  : "cold (not primed)")
+        << ".\n"
+        << "Error = client's first-content stamp - oracle's instant right before send() of that chunk; TTFT excess = "
+           "client's TTFT - oracle's (request read -> first token sent). CLOCK_MONOTONIC throughout.\n\n";
+    print_table(compared, kvgate_median, notes, out);
+    if (!probes.empty()) {
+        out << "\n### Where the time goes (experimental clients, not shipped code)\n\n";
+        print_table(probes, kvgate_median, notes, out);
     }
     out << "\n";
     for (std::size_t i = 0; i < notes.size(); ++i) out << "[" << i + 1 << "] " << notes[i] << "\n";
 
     const Targets t;
-    const double kvgate_p99 = kvgate::quantile(results.front().error_us, 0.99);
-    out << "\nTargets:\n"
-        << "- kvgate median error <= " << t.median_us << " us: " << (kvgate_median <= t.median_us ? "met" : "MISSED")
-        << " (" << fixed(kvgate_median) << " us)\n"
-        << "- kvgate p99 error <= " << t.p99_us << " us: " << (kvgate_p99 <= t.p99_us ? "met" : "MISSED") << " ("
+    const double kvgate_p99 = kvgate::quantile(kvgate.error_us, 0.99);
+    out << "\nTargets (" << kvgate.name << "):\n"
+        << "- median error <= " << t.median_us << " us: " << (kvgate_median <= t.median_us ? "met" : "MISSED") << " ("
+        << fixed(kvgate_median) << " us)\n"
+        << "- p99 error <= " << t.p99_us << " us: " << (kvgate_p99 <= t.p99_us ? "met" : "MISSED") << " ("
         << fixed(kvgate_p99) << " us)\n";
-    for (const auto& r : results)
-        if (r.kind == "python") {
-            const double ratio = kvgate::median(r.error_us) / kvgate_median;
-            out << "- >= " << t.ratio << "x smaller median error than " << r.name << ": "
+    for (const auto* r : compared)
+        if (r->kind == "python") {
+            const double ratio = kvgate::median(r->error_us) / kvgate_median;
+            out << "- median error >= " << t.ratio << "x smaller than " << r->name << "'s: "
                 << (ratio >= t.ratio ? "met" : "MISSED") << " (" << fixed(ratio, 1) << "x)\n";
         }
 }
@@ -414,6 +406,10 @@ Options parse(int argc, char** argv) {
     };
     for (int i = 1; i < argc; ++i) {
         const std::string flag = argv[i];
+        if (flag == "--help" || flag == "-h") {
+            std::cout << kUsage;
+            std::exit(0);
+        }
         if (flag == "--no-probes") {
             o.probes = false;
             continue;
@@ -426,6 +422,7 @@ Options parse(int argc, char** argv) {
         else if (flag == "--tokens") o.oracle.tokens = number(flag, v, 1);
         else if (flag == "--gap-us") o.oracle.inter_token_us = number(flag, v, 0);
         else if (flag == "--role") o.oracle.role = kvgate::bench::role_placement_from(v);
+        else if (flag == "--prime-us") o.oracle.prime_us = number(flag, v, 0);
         else if (flag == "--python") o.python = v;
         else if (flag == "--py-clients") o.py_clients = v;
         else if (flag == "--python-clients") o.python_clients = split(v);
@@ -449,7 +446,6 @@ int main(int argc, char** argv) {
         OracleServer oracle(o.oracle);
         std::vector<ClientResult> results;
         results.push_back(run_kvgate(oracle, o));
-        results.push_back(run_kvgate_shipped(oracle, o));
         for (const auto& client : o.python_clients) results.push_back(run_python(oracle, o, client));
         if (o.probes) {
             results.push_back(run_probe(oracle, o, false));

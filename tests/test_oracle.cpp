@@ -6,7 +6,6 @@
 #include <chrono>
 #include <string>
 
-#include "../bench/kvgate_request_path.hpp"
 #include "../bench/oracle_server.hpp"
 #include "kvgate/http_engine.hpp"
 
@@ -41,10 +40,11 @@ TEST_CASE("the oracle stamps its first token after the request and the delay, be
     const auto role = GENERATE(RolePlacement::separate, RolePlacement::together, RolePlacement::early);
     CAPTURE(to_string(role));
     OracleServer oracle(oracle_config(role));
-    KvgateRequestPath client(settings_for(oracle));
+    HttpEngine client(settings_for(oracle));
 
     for (std::uint64_t i = 0; i < 2; ++i) {
         const auto timed = client.complete("hello", 3);
+        REQUIRE_FALSE(timed.fault);
         const auto records = oracle.records_since(i);
         REQUIRE(records.size() == 1);
         const auto& oracle_saw = records.front();

@@ -21,6 +21,7 @@ struct CounterSnapshot {
 struct Completion {
     RequestRecord record;
     std::optional<Fault> fault;
+    Clock::time_point sent{};  // the stamps' origin, to set them against another clock's reading
 };
 
 class Engine {
