@@ -38,6 +38,8 @@
 #include <thread>
 #include <vector>
 
+#include "http_wire.hpp"
+
 namespace kvgate::bench {
 
 // Where the chat role chunk goes relative to the first token. vLLM yields it right before the first
@@ -111,53 +113,6 @@ inline nlohmann::json to_json(const OracleConfig& c) {
 
 namespace oracle_detail {
 
-struct Request {
-    std::string method, path, body;
-    std::map<std::string, std::string> headers;  // names lower-cased
-
-    std::string header(const std::string& name) const {
-        auto it = headers.find(name);
-        return it == headers.end() ? std::string{} : it->second;
-    }
-};
-
-inline Request parse_head(std::string_view head) {
-    Request req;
-    const auto first_eol = std::min(head.find("\r\n"), head.size());
-    const std::string_view request_line = head.substr(0, first_eol);
-    const auto sp1 = request_line.find(' ');
-    const auto sp2 = request_line.find(' ', sp1 == std::string_view::npos ? sp1 : sp1 + 1);
-    req.method = std::string(request_line.substr(0, sp1));
-    if (sp1 != std::string_view::npos) req.path = std::string(request_line.substr(sp1 + 1, sp2 - sp1 - 1));
-    head.remove_prefix(std::min(first_eol + 2, head.size()));
-    while (!head.empty()) {
-        const auto eol = std::min(head.find("\r\n"), head.size());
-        const std::string_view line = head.substr(0, eol);
-        head.remove_prefix(std::min(eol + 2, head.size()));
-        const auto colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        std::string name(line.substr(0, colon));
-        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-        std::string_view value = line.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-        req.headers[name] = std::string(value);
-    }
-    return req;
-}
-
-inline std::string chunk(std::string_view payload) {
-    char size[20];
-    std::snprintf(size, sizeof size, "%zx\r\n", payload.size());
-    return size + std::string(payload) + "\r\n";
-}
-
-inline std::string event(std::string_view data) { return chunk("data: " + std::string(data) + "\n\n"); }
-
-inline std::string json_response(int status, std::string_view reason, std::string_view body) {
-    return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-           std::string(body);
-}
 
 // A response's bytes, cut where the oracle pauses; built before the wait so that nothing but the
 // stamp lies between waking up and send().
@@ -173,7 +128,7 @@ inline Script stream_script(const OracleConfig& config, bool chat, std::uint64_t
     const std::string id = (chat ? "chatcmpl-oracle-" : "cmpl-oracle-") + std::to_string(seq);
     const std::string object = chat ? "chat.completion.chunk" : "text_completion";
     const auto choice_chunk = [&](const std::string& choice) {
-        return event(R"({"id":")" + id + R"(","object":")" + object + R"(","created":0,"model":"oracle",)" +
+        return wire::event(R"({"id":")" + id + R"(","object":")" + object + R"(","created":0,"model":"oracle",)" +
                      R"("choices":[)" + choice + "]}");
     };
     const auto token_chunk = [&](int i) {
@@ -199,11 +154,11 @@ inline Script stream_script(const OracleConfig& config, bool chat, std::uint64_t
     s.first_token += token_chunk(0);
     for (int i = 1; i < config.tokens; ++i) s.tokens.push_back(token_chunk(i));
     const std::size_t prompt_tokens = prompt_bytes / 4 + 1;
-    s.tail = event(R"({"id":")" + id + R"(","object":")" + object + R"(","created":0,"model":"oracle","choices":[],)" +
+    s.tail = wire::event(R"({"id":")" + id + R"(","object":")" + object + R"(","created":0,"model":"oracle","choices":[],)" +
                    R"("usage":{"prompt_tokens":)" + std::to_string(prompt_tokens) +
                    R"(,"completion_tokens":)" + std::to_string(config.tokens) + R"(,"total_tokens":)" +
                    std::to_string(prompt_tokens + static_cast<std::size_t>(config.tokens)) + "}}") +
-             event("[DONE]") + "0\r\n\r\n";
+             wire::event("[DONE]") + wire::last_chunk();
     return s;
 }
 
@@ -343,7 +298,7 @@ private:
             std::size_t head_end;
             while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos)
                 if (!receive(fd, buffer)) return;
-            auto req = oracle_detail::parse_head(std::string_view(buffer).substr(0, head_end));
+            auto req = wire::parse_head(std::string_view(buffer).substr(0, head_end));
             const std::size_t body_begin = head_end + 4;
             // A body needs Content-Length (every client here sends one); strtoul: a bad one reads as 0.
             const std::size_t body_size = std::strtoul(req.header("content-length").c_str(), nullptr, 10);
@@ -357,9 +312,9 @@ private:
             if (req.method == "POST" && (req.path == "/v1/chat/completions" || req.path == "/v1/completions"))
                 ok = stream(fd, connection, req, read_at);
             else if (req.method == "GET" && req.path == "/oracle/log")
-                ok = send_all(fd, oracle_detail::json_response(200, "OK", log().dump()));
+                ok = send_all(fd, wire::json_response(200, "OK", log().dump()));
             else
-                ok = send_all(fd, oracle_detail::json_response(404, "Not Found",
+                ok = send_all(fd, wire::json_response(404, "Not Found",
                                                                R"({"error":{"message":"the oracle serves )"
                                                                R"(/v1/chat/completions, /v1/completions and )"
                                                                R"(/oracle/log"}})"));
@@ -367,7 +322,7 @@ private:
         }
     }
 
-    bool stream(int fd, int connection, const oracle_detail::Request& req,
+    bool stream(int fd, int connection, const wire::HttpRequest& req,
                 std::chrono::steady_clock::time_point read_at) {
         OracleRecord record;
         record.connection = connection;

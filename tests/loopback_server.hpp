@@ -27,46 +27,12 @@
 #include <thread>
 #include <vector>
 
+#include "../bench/http_wire.hpp"
+
 namespace kvgate::test {
 
-struct HttpRequest {
-    std::string method, path, body;
-    std::map<std::string, std::string> headers;  // names lower-cased
+using wire::HttpRequest;
 
-    std::string header(const std::string& name) const {
-        auto it = headers.find(name);
-        return it == headers.end() ? std::string{} : it->second;
-    }
-};
-
-// Response pieces, written the way vLLM's server writes them.
-namespace wire {
-
-inline std::string sse_head() {
-    return "HTTP/1.1 200 OK\r\n"
-           "Content-Type: text/event-stream; charset=utf-8\r\n"
-           "Transfer-Encoding: chunked\r\n"
-           "\r\n";
-}
-
-inline std::string chunk(std::string_view payload) {
-    char size[20];
-    std::snprintf(size, sizeof size, "%zx\r\n", payload.size());
-    return size + std::string(payload) + "\r\n";
-}
-
-// One SSE event in one chunk, as vLLM flushes them.
-inline std::string event(std::string_view data) { return chunk("data: " + std::string(data) + "\n\n"); }
-
-inline std::string last_chunk() { return "0\r\n\r\n"; }
-
-inline std::string json_response(int status, std::string_view reason, std::string_view body) {
-    return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-           std::string(body);
-}
-
-}  // namespace wire
 
 namespace detail {
 
@@ -96,7 +62,7 @@ public:
         std::size_t head_end;
         while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos)
             if (!receive()) return std::nullopt;
-        HttpRequest req = parse_head(std::string_view(buffer_).substr(0, head_end));
+        HttpRequest req = wire::parse_head(std::string_view(buffer_).substr(0, head_end));
         const std::size_t body_begin = head_end + 4;
         const std::string length = req.header("content-length");
         const std::size_t body_size = length.empty() ? 0 : std::stoul(length);
@@ -137,30 +103,6 @@ public:
     }
 
 private:
-    static HttpRequest parse_head(std::string_view head) {
-        HttpRequest req;
-        bool request_line = true;
-        while (!head.empty()) {
-            const auto eol = std::min(head.find("\r\n"), head.size());
-            const std::string_view line = head.substr(0, eol);
-            head.remove_prefix(std::min(eol + 2, head.size()));
-            if (request_line) {
-                const auto sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);
-                req.method = std::string(line.substr(0, sp1));
-                req.path = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-                request_line = false;
-                continue;
-            }
-            const auto colon = line.find(':');
-            if (colon == std::string_view::npos) continue;
-            std::string name(line.substr(0, colon));
-            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-            std::string_view value = line.substr(colon + 1);
-            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-            req.headers[name] = std::string(value);
-        }
-        return req;
-    }
 
     // Appends what arrives; false on close, error or stop. Polls in short slices to notice a stop.
     bool receive() {
