@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "kvgate/http_engine.hpp"
+#include "kvgate/vllm.hpp"
 #include "kvgate/stats.hpp"
 #include "oracle_server.hpp"
 
@@ -50,7 +51,7 @@ struct Options {
     int n = 300;
     int warmup = 10;
     kvgate::bench::OracleConfig oracle;
-    std::string python = KVGATE_BENCH_PYTHON;
+    std::string python = kvgate::settings_from_env().venv + "/bin/python";  // KVGATE_VENV
     std::string py_clients = KVGATE_BENCH_PY_CLIENTS;
     std::vector<std::string> python_clients = {"aiohttp", "httpx", "openai"};
     bool probes = true;
@@ -118,10 +119,10 @@ kvgate::Settings kvgate_settings(const OracleServer& oracle) {
 
 // kvgate's shipped HttpEngine, on one keep-alive connection; Completion::sent is its stamps' origin.
 ClientResult run_kvgate(OracleServer& oracle, const Options& o) {
-    kvgate::HttpEngine engine(kvgate_settings(oracle));
+    kvgate::HttpEngine engine(kvgate_settings(oracle), std::make_unique<kvgate::vllm::Dialect>());
     const auto complete = [&] {
         auto c = engine.complete(o.prompt, o.oracle.tokens);
-        if (c.fault) throw std::runtime_error("kvgate HttpEngine: " + c.fault->kind + ": " + c.fault->message);
+        if (c.fault) throw std::runtime_error("kvgate HttpEngine: " + std::string(kvgate::to_string(c.fault->kind)) + ": " + c.fault->message);
         return c;
     };
     for (int i = 0; i < o.warmup; ++i) complete();

@@ -1,10 +1,10 @@
-# Finds kvgate's dependencies. Used by the build and by the installed package config, so a
-# consumer's find_package(kvgate) gets the same targets.
+# Finds the dependencies kvgate's components pass on. Used by the build and by the installed package
+# config, so a consumer's find_package(kvgate) gets the same targets. (Catch2 is only for kvgate's
+# own tests: tests/CMakeLists.txt finds it.)
 include(CMakeFindDependencyMacro)
 
 find_dependency(Threads)
 find_dependency(nlohmann_json 3.11)
-find_dependency(Catch2 2.13)
 
 # cpp-httplib 0.11 on Debian is a shared library with no CMake config. Its pkg-config file carries
 # the OpenSSL/zlib/brotli defines; without them the class layouts differ from the library's.

@@ -1,9 +1,8 @@
-# install/export so that consumers can find_package(kvgate) and link kvgate::kvgate.
-include(GNUInstallDirs)
+# install/export so that consumers can find_package(kvgate) and link kvgate::kvgate or a component.
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS kvgate EXPORT kvgateTargets)
+install(TARGETS kvgate kvgate_core kvgate_http kvgate_python kvgate_report EXPORT kvgateTargets)
 install(EXPORT kvgateTargets NAMESPACE kvgate:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/kvgate)
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/kvgateConfig.cmake.in

@@ -8,7 +8,8 @@ namespace {
 
 // Sends one ~600-token prompt twice; returns the hit-counter delta and the second request's record.
 std::pair<CounterDeltas, RequestRecord> repeat_prompt(const Settings& settings) {
-    HttpEngine engine(settings);
+    const auto made = make_engine(settings);
+    Engine& engine = *made;
     PromptBuilder builder(std::random_device{}() | 1ULL, [&](const std::string& t) { return engine.count_tokens(t); });
     const std::string prompt = builder.build(0, 600, 16, 8).hit();
     const auto before = engine.prefix_cache_counters();
@@ -30,7 +31,7 @@ TEST_CASE("engine: prefix cache counters grow on a repeated prompt", "[gpu][engi
     const auto settings = testing::http_settings("apc");
     if (!settings) return;
     const auto [deltas, second] = repeat_prompt(*settings);
-    const int block = HttpEngine(*settings).describe().block_size;
+    const int block = make_engine(*settings)->describe().block_size;
     INFO("block size " << block << ", hits delta " << deltas.hits << ", queries delta " << deltas.queries
                        << ", cached tokens of the repeat " << second.usage.cached_tokens);
     CHECK(deltas.hits >= std::max(block, 1));

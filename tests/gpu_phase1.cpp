@@ -7,8 +7,7 @@ using namespace kvgate;
 TEST_CASE("phase 1: the prefix cache saves TTFT over HTTP", "[gpu][phase1]") {
     const auto settings = testing::http_settings("apc");
     if (!settings) return;
-    HttpEngine engine(*settings);
-    const auto result = testing::measure_and_report(engine, *settings, "phase1_http_api", "results_phase1.json");
+    const auto result = testing::measure_and_report(*settings, phase_descriptor("phase1"));
     INFO(result.verdict.reason << "\n" << result.verdict.fix);
     REQUIRE(result.verdict.outcome == Outcome::pass);
 }
@@ -17,8 +16,7 @@ TEST_CASE("phase 1: the gate fails without prefix caching", "[gpu][phase1][negat
     auto settings = testing::http_settings("nocache");
     if (!settings) return;
     settings->out = testing::env_or("KVGATE_NEGATIVE_OUT", "negative");
-    HttpEngine engine(*settings);
-    const auto result = testing::measure_and_report(engine, *settings, "phase1_http_api", "results_phase1.json");
+    const auto result = testing::measure_and_report(*settings, phase_descriptor("phase1"));
     INFO(result.verdict.reason);
     REQUIRE_FALSE(result.engine.prefix_caching);
     REQUIRE(result.verdict.outcome == Outcome::fail);

@@ -44,12 +44,21 @@ inline std::map<std::string, std::string> read_engine_env(const std::string& fix
     return out;
 }
 
-// Settings for a phase-1 run against the fixture's engine; nullopt (after skip_or_fail) if none.
+// The fixture's engine, where it started one, wins over the environment: the negative control's
+// local no-cache engine serves its own model name even where KVGATE_URL and KVGATE_MODEL name
+// another server (with that server's name the local engine answers 404).
+inline Settings with_fixture_engine(Settings s, const std::map<std::string, std::string>& engine_env) {
+    if (auto url = engine_env.find("KVGATE_URL"); url != engine_env.end() && !url->second.empty())
+        s.url = checked_url(url->second);
+    if (auto model = engine_env.find("KVGATE_MODEL"); model != engine_env.end() && !model->second.empty())
+        s.model = model->second;
+    return s;
+}
+
+// Settings for a served phase against the fixture's engine; nullopt (after skip_or_fail) if none.
 inline std::optional<Settings> http_settings(const std::string& fixture) {
-    Settings s = settings_from_env();
-    const auto engine = read_engine_env(fixture);
-    if (engine.count("KVGATE_URL")) s.url = engine.at("KVGATE_URL");
-    if (s.model.empty() && engine.count("KVGATE_MODEL")) s.model = engine.at("KVGATE_MODEL");
+    Settings s = with_fixture_engine(settings_from_env(), read_engine_env(fixture));
+    s.engine = EngineKind::vllm_http;
     if (s.url.empty()) {
         skip_or_fail("no engine: fixture '" + fixture + "' started none (see engine." + fixture +
                      ".start's output) and KVGATE_URL is not set");
@@ -58,13 +67,15 @@ inline std::optional<Settings> http_settings(const std::string& fixture) {
     return s;
 }
 
-// Runs a phase with progress lines, checkpointing the results file after every trial, and writes
-// the final result (also after a fault) before any assertion can stop the test.
-inline PhaseResult measure_and_report(Engine& engine, const Settings& s, const std::string& phase,
-                                      const std::string& file) {
-    const std::filesystem::path path = std::filesystem::path(s.out) / file;
+// Runs a phase on the engine the settings name (built by make_engine, as the CLI does), with
+// progress lines, checkpointing the results file after every trial, and writes the final result
+// (also after a fault) before any assertion can stop the test.
+inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase) {
+    s.engine = phase.engine;
+    const std::filesystem::path path = results_path(s.out, phase);
     std::filesystem::create_directories(path.parent_path());
-    auto result = run_phase(engine, s, phase, [&](const PhaseResult& partial, const Trial& trial) {
+    const auto engine = make_engine(s);
+    auto result = run_phase(*engine, s, phase, [&](const PhaseResult& partial, const Trial& trial) {
         std::cout << progress_line(partial, trial) << std::endl;
         write_results(partial, path);
     });
@@ -73,7 +84,7 @@ inline PhaseResult measure_and_report(Engine& engine, const Settings& s, const s
               << (result.verdict.fix.empty() ? "" : "\n  fix: " + result.verdict.fix) << "\n  hit median "
               << result.hit_stats.ttft_median << " ms, miss median " << result.miss_stats.ttft_median
               << " ms; cached tokens (median) hit " << result.hit_stats.cached_tokens_median << ", miss "
-              << result.miss_stats.cached_tokens_median << "; Prometheus hits +" << result.counters.hits
+              << result.miss_stats.cached_tokens_median << "; cache counters hits +" << result.counters.hits
               << " of queries +" << result.counters.queries << "; wall " << result.wall_time_s << " s" << std::endl;
     return result;
 }

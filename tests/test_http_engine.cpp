@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kvgate/http_engine.hpp"
+#include "kvgate/vllm.hpp"
 #include "loopback_server.hpp"
 
 using namespace kvgate;
@@ -120,8 +121,8 @@ void check_fault(const Completion& c, const std::string& kind, const std::string
     REQUIRE(c.fault);
     INFO("fault message: " << c.fault->message);
     INFO("stamps (ms): " << describe(c.record.stamps));
-    CHECK(c.fault->kind == kind);
-    CHECK(c.fault->stage == stage);
+    CHECK(to_string(c.fault->kind) == kind);
+    CHECK(to_string(c.fault->stage) == stage);
     CHECK_FALSE(c.fault->message.empty());
     CHECK_THAT(c.fault->message, !Catch::Contains(kApiKey));
 }
@@ -191,7 +192,7 @@ TEST_CASE("HttpEngine: a streamed reply is stamped in order, TTFT is the server'
             });
         }
     });
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
 
     for (int request = 0; request < 2; ++request) {
         INFO("request " << request);
@@ -261,7 +262,7 @@ TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text'
     });
     auto settings = settings_for(server.url());
     settings.endpoint = "completions";
-    HttpEngine engine(settings);
+    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Once upon", 1);
     INFO("fault message: " << (c.fault ? c.fault->message : ""));
     CHECK_FALSE(c.fault);
@@ -277,14 +278,14 @@ TEST_CASE("HttpEngine: the API key from the named variable is sent as a Bearer t
         while (conn.read_request()) stream_reply(conn, milliseconds(1));
     });
     {
-        HttpEngine engine(settings_for(server.url()));
+        HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
         CHECK_FALSE(engine.complete("Say hello", 3).fault);
     }
     {
         auto settings = settings_for(server.url());
         settings.api_key_env = "KVGATE_TEST_HTTP_UNSET_KEY";
         ::unsetenv(settings.api_key_env.c_str());
-        HttpEngine engine(settings);
+        HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
         CHECK_FALSE(engine.complete("Say hello", 3).fault);
     }
     const auto requests = server.requests();
@@ -300,7 +301,7 @@ TEST_CASE("HttpEngine: a server that echoes the key in its error does not leak i
                                           R"({"error":{"message":"Incorrect API key provided: )" +
                                               req->header("authorization") + R"(","code":401}})"));
     });
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "http_status", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains("Incorrect API key provided"));
@@ -308,7 +309,7 @@ TEST_CASE("HttpEngine: a server that echoes the key in its error does not leak i
 
 TEST_CASE("HttpEngine: connection refused", "[http]") {
     const std::string url = "http://127.0.0.1:" + std::to_string(closed_port());
-    HttpEngine engine(settings_for(url));
+    HttpEngine engine(settings_for(url), std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "connection_refused", "connect");
     CHECK_THAT(c.fault->message, Catch::Contains(url));
@@ -320,7 +321,7 @@ TEST_CASE("HttpEngine: connect timeout", "[http]") {
     const std::string url = "http://127.0.0.1:" + std::to_string(listener.port);
     auto settings = settings_for(url);
     settings.connect_timeout_s = 0.2;
-    HttpEngine engine(settings);
+    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "connect_timeout", "connect");
     CHECK_THAT(c.fault->message, Catch::Contains(url) && Catch::Contains("0.2"));
@@ -332,7 +333,7 @@ TEST_CASE("HttpEngine: read timeout before the headers", "[http]") {
     LoopbackServer server(fault_then_reply([](Connection& conn) { conn.wait_for_close(); }));
     auto settings = settings_for(server.url());
     settings.read_timeout_s = 0.3;
-    HttpEngine engine(settings);
+    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "read_timeout_before_headers", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("read timeout"));
@@ -347,7 +348,7 @@ TEST_CASE("HttpEngine: connection closed before the headers", "[http]") {
         // Closes every connection it reads a request on: the reply never starts.
         conn.read_request();
     });
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "closed_before_headers", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()));
@@ -361,7 +362,7 @@ TEST_CASE("HttpEngine: a stream that stalls after its first chunk", "[http]") {
     }));
     auto settings = settings_for(server.url());
     settings.read_timeout_s = 0.3;
-    HttpEngine engine(settings);
+    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "stalled_mid_stream", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("stalled"));
@@ -379,7 +380,7 @@ TEST_CASE("HttpEngine: a connection closed inside a chunk", "[http]") {
         conn.send("40\r\ndata: {\"choi");  // promises 64 bytes, sends 15
         conn.close();
     }));
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "closed_mid_stream", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("closed"));
@@ -401,7 +402,7 @@ TEST_CASE("HttpEngine: a close after a stream longer than the read timeout is a 
     }));
     auto settings = settings_for(server.url());
     settings.read_timeout_s = 0.3;
-    HttpEngine engine(settings);
+    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "closed_mid_stream", "stream");
     CHECK(elapsed_ms >= 500);
@@ -413,7 +414,7 @@ TEST_CASE("HttpEngine: a chunked stream that ends inside an event", "[http]") {
         conn.send(wire::sse_head() + role_chunk() + content_chunk("Hel"));
         conn.send(wire::chunk("data: {\"choi") + wire::last_chunk());
     }));
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "closed_mid_stream", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("inside an event"));
@@ -446,7 +447,7 @@ TEST_CASE("HttpEngine: HTTP error statuses carry the status and the server's own
     for (const auto& test : cases) {
         INFO("status " << test.status);
         LoopbackServer server(fault_then_reply([&](Connection& conn) { conn.send(test.reply); }));
-        HttpEngine engine(settings_for(server.url()));
+        HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
         const auto c = engine.complete("Say hello", 3);
         check_fault(c, "http_status", "headers");
         CHECK_THAT(c.fault->message, Catch::Contains("HTTP " + std::to_string(test.status)) &&
@@ -462,7 +463,7 @@ TEST_CASE("HttpEngine: an error event mid-stream", "[http]") {
                               R"("type":"InternalServerError","param":null,"code":500}})"));
         conn.send(done_and_end());
     }));
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "error_event", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("Sampling failed: NaN in logits"));
@@ -475,7 +476,7 @@ TEST_CASE("HttpEngine: a malformed chunk", "[http]") {
         conn.send(wire::event("<html>502 Bad Gateway</html>"));
         conn.send(done_and_end());
     }));
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "malformed_chunk", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("<html>502 Bad Gateway</html>"));
@@ -486,7 +487,7 @@ TEST_CASE("HttpEngine: a stream that ends without [DONE]", "[http]") {
     LoopbackServer server(fault_then_reply([](Connection& conn) {
         conn.send(wire::sse_head() + role_chunk() + content_chunk("Hi") + usage_chunk() + wire::last_chunk());
     }));
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "no_done", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("[DONE]") && Catch::Contains(server.url()));
@@ -498,7 +499,7 @@ TEST_CASE("HttpEngine: a stream with no generated token", "[http]") {
     LoopbackServer server(fault_then_reply([](Connection& conn) {
         conn.send(wire::sse_head() + role_chunk() + usage_chunk() + done_and_end());
     }));
-    HttpEngine engine(settings_for(server.url()));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "no_tokens", "stream");
     check_next_request_succeeds(engine);

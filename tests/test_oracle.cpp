@@ -8,6 +8,7 @@
 
 #include "../bench/oracle_server.hpp"
 #include "kvgate/http_engine.hpp"
+#include "kvgate/vllm.hpp"
 
 using namespace kvgate;
 using namespace kvgate::bench;
@@ -40,7 +41,7 @@ TEST_CASE("the oracle stamps its first token after the request and the delay, be
     const auto role = GENERATE(RolePlacement::separate, RolePlacement::together, RolePlacement::early);
     CAPTURE(to_string(role));
     OracleServer oracle(oracle_config(role));
-    HttpEngine client(settings_for(oracle));
+    HttpEngine client(settings_for(oracle), std::make_unique<vllm::Dialect>());
 
     for (std::uint64_t i = 0; i < 2; ++i) {
         const auto timed = client.complete("hello", 3);
@@ -64,7 +65,7 @@ TEST_CASE("the oracle stamps its first token after the request and the delay, be
 
 TEST_CASE("the shipped HttpEngine's TTFT honours the oracle's delay and exceeds the oracle's own", "[oracle]") {
     OracleServer oracle(oracle_config(RolePlacement::separate));
-    HttpEngine engine(settings_for(oracle));
+    HttpEngine engine(settings_for(oracle), std::make_unique<vllm::Dialect>());
 
     const auto completion = engine.complete("hello", 3);
     REQUIRE_FALSE(completion.fault);

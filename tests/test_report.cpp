@@ -16,9 +16,12 @@
 #include <unistd.h>
 
 #include "kvgate/report.hpp"
+#include "kvgate/results_json.hpp"
 
 namespace fs = std::filesystem;
 using namespace kvgate;
+
+const Experiment& e1 = experiment("experiment1");
 
 namespace {
 
@@ -64,13 +67,14 @@ std::string error_of(const std::function<void()>& f) {
 // measured trials per arm around hit_ms / miss_ms. Stats are set by hand to known values.
 PhaseResult known_phase(const std::string& phase, double hit_ms, double miss_ms) {
     PhaseResult r;
-    r.phase = phase;
-    r.model = "facebook/opt-125m";
+    r.phase = phase_descriptor(phase);
+    r.settings.model = "facebook/opt-125m";
     r.timestamp = "2024-11-28T21:00:00Z";
     r.git_revision = "abc1234";
-    r.config.num_trials = 3;
-    r.config.warmup_trials = 1;
-    r.config.seed = 1234567890123ULL;
+    r.settings.trials = 3;
+    r.settings.warmup = 1;
+    r.settings.seed = 1234567890123ULL;
+    r.engine.name = "vllm";
     r.engine.version = "0.6.3.post1";
     r.engine.url = "http://127.0.0.1:8000";
     r.engine.endpoint = "/v1/chat/completions";
@@ -115,8 +119,8 @@ bool no_temporaries(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("a PhaseResult round-trips through JSON and a results file", "[report]") {
-    PhaseResult r = known_phase("phase1_http_api", 40, 90);
-    r.fault = Fault{"http_status", 3, "measured", "headers", "HTTP 500: \"engine dead\""};
+    PhaseResult r = known_phase("phase1", 40, 90);
+    r.fault = Fault{FaultKind::http_status, FaultStage::headers, "HTTP 500: \"engine dead\"", 3, FaultRequest::measured};
     r.complete = false;
     r.ttft_degradation_pct = std::numeric_limits<double>::quiet_NaN();
 
@@ -137,7 +141,8 @@ TEST_CASE("a PhaseResult round-trips through JSON and a results file", "[report]
         CHECK(back.trials[i].warm_prompt_tokens_expected == 768);
     }
     CHECK_FALSE(back.trials[2].measured.stamps.last_token_ms.has_value());
-    CHECK(back.config.seed == 1234567890123ULL);
+    CHECK(back.settings.seed == 1234567890123ULL);
+    CHECK(back.phase == phase_descriptor("phase1"));
     CHECK(back.miss_stats.cached_tokens_median == -1);
     CHECK(back.hit_stats.ttft_p90 == 41.5);
     CHECK(back.engine.block_size == 16);
@@ -156,7 +161,7 @@ TEST_CASE("a PhaseResult round-trips through JSON and a results file", "[report]
 }
 
 TEST_CASE("results JSON has every key of the seed's schema, and kvgate's extensions", "[report]") {
-    const nlohmann::json j = to_json(known_phase("phase1_http_api", 40, 90));
+    const nlohmann::json j = to_json(known_phase("phase1", 40, 90));
     CHECK(j.at("phase") == "phase1_http_api");
     CHECK(j.at("model") == "facebook/opt-125m");
     CHECK(j.at("timestamp").is_string());
@@ -192,7 +197,7 @@ TEST_CASE("results JSON has every key of the seed's schema, and kvgate's extensi
 }
 
 TEST_CASE("an invalid document names the file, the key's JSON path and what to do", "[report]") {
-    const nlohmann::json good = to_json(known_phase("phase1_http_api", 40, 90));
+    const nlohmann::json good = to_json(known_phase("phase1", 40, 90));
     auto error_for = [&](const std::function<void(nlohmann::json&)>& spoil) {
         nlohmann::json doc = good;
         spoil(doc);
@@ -227,7 +232,7 @@ TEST_CASE("read_results_file explains missing, empty, malformed and truncated fi
     std::string malformed = error_of([&] { read_results_file(file); });
     CHECK(contains(malformed, file.string() + ": not valid JSON at byte 11 of 15"));
 
-    const std::string whole = to_json(known_phase("phase1_http_api", 40, 90)).dump(2);
+    const std::string whole = to_json(known_phase("phase1", 40, 90)).dump(2);
     spit(file, whole.substr(0, whole.size() / 2));
     std::string truncated = error_of([&] { read_results_file(file); });
     CHECK(contains(truncated, file.string() + ": truncated"));
@@ -254,10 +259,10 @@ TEST_CASE("write_file_atomically replaces the whole file or nothing", "[report]"
 }
 
 TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
-    const std::vector<PhaseResult> both = {known_phase("phase1_http_api", 40, 90),
-                                           known_phase("phase2_python_api", 35, 82)};
+    const std::vector<PhaseResult> both = {known_phase("phase1", 40, 90),
+                                           known_phase("phase2", 35, 82)};
 
-    const std::string data = results_data(both);
+    const std::string data = results_data(e1, both);
     CHECK(contains(data, "# [P1-hit]"));
     // x ttft_median ttft_stdev throughput_median throughput_stdev n ttft_mean throughput_mean, then
     // the value labels (y text) of both panels.
@@ -271,7 +276,7 @@ TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
     CHECK(contains(data, "\n0.800 88.000 151.000 3 1\n"));
     CHECK_FALSE(contains(data, "999"));  // warm-up trials stay out
 
-    const std::string script = results_script(both);
+    const std::string script = results_script(e1, both);
     CHECK(contains(script, "set multiplot layout 2,2"));
     CHECK(contains(script, "set offsets 0.5, 0.5"));
     CHECK(contains(script, "datafile = \"experiment1_results.dat\""));
@@ -285,13 +290,13 @@ TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
     CHECK(contains(script, "index \"[P2-trials]\""));
     CHECK_FALSE(contains(script, fs::temp_directory_path().string()));  // relative names only
 
-    const std::string comparison = phase_comparison_data(both);
+    const std::string comparison = phase_comparison_data(e1, both);
     // x ttft_median ttft_stdev n ttft_mean condition label_y label
     CHECK(contains(comparison, "\n0.000 40.000 2.000 3 41.000 \"P1-hit\" 42.000 \"40.0 ms\"\n"
                                "2.500 35.000 2.000 3 36.000 \"P2-hit\" 37.000 \"35.0 ms\"\n"));
     CHECK(contains(comparison, "\n1.000 90.000 4.000 3 91.000 \"P1-miss\" 94.000 \"90.0 ms\"\n"
                                "3.500 82.000 4.000 3 83.000 \"P2-miss\" 86.000 \"82.0 ms\"\n"));
-    const std::string comparison_script = phase_comparison_script(both);
+    const std::string comparison_script = phase_comparison_script(e1, both);
     CHECK(contains(comparison_script, "median of measured trials, error bars \u00b11 stdev"));
     CHECK(contains(comparison_script,
                    "HTTP overhead (P1 \u2212 P2, median TTFT): cache hit +5.0 ms \u00b7 cache miss +8.0 ms"));
@@ -299,24 +304,24 @@ TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
 }
 
 TEST_CASE("figures for one phase draw what exists and say so", "[report]") {
-    const std::vector<PhaseResult> one = {known_phase("phase2_python_api", 35, 82)};
-    const std::string script = results_script(one);
+    const std::vector<PhaseResult> one = {known_phase("phase2", 35, 82)};
+    const std::string script = results_script(e1, one);
     CHECK(contains(script, "set multiplot layout 1,2"));
     CHECK(contains(script, "(only Phase 2 results exist)"));
-    CHECK_FALSE(contains(results_data(one), "[P1-"));
+    CHECK_FALSE(contains(results_data(e1, one), "[P1-"));
 
-    const std::string comparison = phase_comparison_data(one);
+    const std::string comparison = phase_comparison_data(e1, one);
     CHECK(contains(comparison, "\"P2-hit\""));
     CHECK(contains(comparison, "\"P2-miss\""));
     CHECK_FALSE(contains(comparison, "\"P1-"));
-    CHECK(contains(phase_comparison_script(one), "needs results of both phases"));
+    CHECK(contains(phase_comparison_script(e1, one), "HTTP overhead needs results of a served phase"));
 }
 
 TEST_CASE("the Markdown summary carries verdict, numbers, evidence, provenance and figures", "[report]") {
-    PhaseResult r = known_phase("phase1_http_api", 40, 90);
+    PhaseResult r = known_phase("phase1", 40, 90);
     r.verdict.fix = "raise --trials";
-    r.fault = Fault{"read_timeout", 2, "measured", "stream", "no byte for 120 s"};
-    PhaseResult bare = known_phase("phase2_python_api", 35, 82);
+    r.fault = Fault{FaultKind::stalled_mid_stream, FaultStage::stream, "no byte for 120 s", 2, FaultRequest::measured};
+    PhaseResult bare = known_phase("phase2", 35, 82);
     bare.hit_stats.cached_tokens_median = -1;
     bare.counters.available = false;
     bare.verdict.outcome = Outcome::unverified;
@@ -335,7 +340,7 @@ TEST_CASE("the Markdown summary carries verdict, numbers, evidence, provenance a
     CHECK(contains(md, "block size 16"));
     CHECK(contains(md, "`facebook/opt-125m`"));
     CHECK(contains(md, "git revision `abc1234`"));
-    CHECK(contains(md, "**Fault:** `read_timeout` in trial 2, measured request, stage stream"));
+    CHECK(contains(md, "**Fault:** `stalled_mid_stream` in trial 2, measured request, stage stream"));
     CHECK(contains(md, "no byte for 120 s"));
     CHECK(contains(md, "**UNVERIFIED**"));
     CHECK(contains(md, "timing only"));
@@ -360,8 +365,8 @@ TEST_CASE("a malformed or truncated results file overwrites nothing", "[report]"
     spit(out / "experiment1_results.gp", "previous script\n");
     const auto before = listing(out);
 
-    write_results(known_phase("phase1_http_api", 40, 90), dir.path / "results_phase1.json");
-    const std::string whole = to_json(known_phase("phase2_python_api", 35, 82)).dump(2);
+    write_results(known_phase("phase1", 40, 90), dir.path / "results_phase1.json");
+    const std::string whole = to_json(known_phase("phase2", 35, 82)).dump(2);
     for (const std::string& bad : {std::string("{\"phase\": ]"), whole.substr(0, whole.size() - 40)}) {
         spit(dir.path / "results_phase2.json", bad);
         CHECK(contains(error_of([&] { write_reports(dir.path, out); }), "results_phase2.json"));
@@ -378,8 +383,8 @@ TEST_CASE("write_reports draws both figures beside their scripts and data", "[re
         return;
     }
     TempDir dir;
-    write_results(known_phase("phase1_http_api", 40, 90), dir.path / "results_phase1.json");
-    write_results(known_phase("phase2_python_api", 35, 82), dir.path / "results_phase2.json");
+    write_results(known_phase("phase1", 40, 90), dir.path / "results_phase1.json");
+    write_results(known_phase("phase2", 35, 82), dir.path / "results_phase2.json");
     const fs::path out = dir.path / "reports";
     write_reports(dir.path, out);
 
@@ -401,7 +406,7 @@ TEST_CASE("write_reports with only phase 2 draws phase 2", "[report][gnuplot]") 
         return;
     }
     TempDir dir;
-    write_results(known_phase("phase2_python_api", 35, 82), dir.path / "results_phase2.json");
+    write_results(known_phase("phase2", 35, 82), dir.path / "results_phase2.json");
     write_reports(dir.path, dir.path);
     CHECK(slurp(dir.path / "experiment1_results.png").rfind("\x89PNG", 0) == 0);
     CHECK(slurp(dir.path / "experiment1_phase_comparison.png").rfind("\x89PNG", 0) == 0);
@@ -412,7 +417,7 @@ TEST_CASE("write_reports with only phase 2 draws phase 2", "[report][gnuplot]") 
 }
 
 TEST_CASE("a run that stopped before measuring anything still gets its figures", "[report][gnuplot]") {
-    PhaseResult stopped = known_phase("phase1_http_api", 40, 90);
+    PhaseResult stopped = known_phase("phase1", 40, 90);
     stopped.trials.resize(2);  // the warm-up trials only
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (ArmStats* s : {&stopped.hit_stats, &stopped.miss_stats}) {
@@ -420,9 +425,9 @@ TEST_CASE("a run that stopped before measuring anything still gets its figures",
         s->ttft_median = s->ttft_stdev = s->throughput_median = s->throughput_stdev = nan;
     }
     stopped.ttft_degradation_pct = nan;
-    stopped.fault = Fault{"connection_refused", 2, "warm", "connect", "Connection refused"};
-    CHECK(contains(results_data({stopped}), "\n0 NaN NaN NaN NaN 0 0.000 0.000 0 \"\" 0 \"\"\n"));
-    CHECK(contains(results_script({stopped}), "no measured trials"));
+    stopped.fault = Fault{FaultKind::connection_refused, FaultStage::connect, "Connection refused", 3, FaultRequest::warm};
+    CHECK(contains(results_data(e1, {stopped}), "\n0 NaN NaN NaN NaN 0 0.000 0.000 0 \"\" 0 \"\"\n"));
+    CHECK(contains(results_script(e1, {stopped}), "no measured trials"));
     if (!gnuplot_available()) {
         WARN("gnuplot not found: rendering not tested");
         return;

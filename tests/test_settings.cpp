@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -36,6 +37,21 @@ TEST_CASE("defaults are the seed's", "[settings]") {
     CHECK(s.warmup == 1);
     CHECK(s.settle_ms == 500);
     CHECK(s.threshold_pct == 10);
+    CHECK(threshold_ratio(s.threshold_pct) == Approx(1.1));
+}
+
+TEST_CASE("README's settings table is the one `kvgate settings` prints", "[settings]") {
+    std::ifstream in(std::string(KVGATE_SOURCE_DIR) + "/README.md");
+    REQUIRE(in);
+    std::string table;
+    bool inside = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("| CMake / environment variable |", 0) == 0) inside = true;
+        if (inside && line.empty()) break;
+        if (inside) table += line + "\n";
+    }
+    INFO("regenerate README's table with: build/default/tools/kvgate settings");
+    CHECK(table == settings_markdown());
 }
 
 TEST_CASE("flags override, in both spellings", "[settings]") {
@@ -45,6 +61,49 @@ TEST_CASE("flags override, in both spellings", "[settings]") {
     CHECK(s.threshold_pct == 25.5);
     CHECK(s.url == "http://h:1");
     CHECK(rest == std::vector<std::string>{"extra"});
+
+    apply_flags(s, {"--venv=/v", "--dtype", "bfloat16", "--engine=vllm_python", "--out", "o"});
+    CHECK(s.venv == "/v");
+    CHECK(s.dtype == "bfloat16");
+    CHECK(s.engine == EngineKind::vllm_python);
+    CHECK(s.out == "o");
+}
+
+TEST_CASE("switches: alone, negated, or with a value", "[settings]") {
+    Settings s;
+    CHECK_FALSE(s.dummy_weights);
+    CHECK(s.prefix_caching);
+    CHECK(apply_flags(s, {"--dummy-weights", "--no-prefix-caching", "next"}) == std::vector<std::string>{"next"});
+    CHECK(s.dummy_weights);
+    CHECK_FALSE(s.prefix_caching);
+    apply_flags(s, {"--dummy-weights=OFF", "--prefix-caching=1"});
+    CHECK_FALSE(s.dummy_weights);
+    CHECK(s.prefix_caching);
+    CHECK_THROWS_WITH(apply_flags(s, {"--dummy-weights=maybe"}), Catch::Contains("KVGATE_DUMMY_WEIGHTS"));
+    CHECK_THROWS_WITH(apply_flags(s, {"--no-prefix-caching=1"}), Catch::Contains("takes no value"));
+}
+
+TEST_CASE("the seed takes any 64-bit value, so a recorded seed can be replayed", "[settings]") {
+    Settings s;
+    apply_flags(s, {"--seed", "18446744073709551615"});
+    CHECK(s.seed == 18446744073709551615ULL);
+    apply_flags(s, {"--seed=9223372036854775808"});
+    CHECK(s.seed == 9223372036854775808ULL);
+    CHECK_THROWS_WITH(apply_flags(s, {"--seed", "18446744073709551616"}), Catch::Contains("KVGATE_SEED"));
+    CHECK_THROWS_WITH(apply_flags(s, {"--seed", "-1"}), Catch::Contains("KVGATE_SEED"));
+    CHECK_THROWS_WITH(apply_flags(s, {"--seed", "12x"}), Catch::Contains("KVGATE_SEED"));
+}
+
+TEST_CASE("a server URL is a root: a trailing slash is dropped, a path is refused with the fix", "[settings]") {
+    Settings s;
+    apply_flags(s, {"--url", "http://h:8000/"});
+    CHECK(s.url == "http://h:8000");
+    CHECK_THROWS_WITH(apply_flags(s, {"--url", "http://h:8000/v1"}),
+                      Catch::Contains("has a path ('/v1')") && Catch::Contains("'http://h:8000'"));
+    CHECK_THROWS_WITH(apply_flags(s, {"--url", "http://"}), Catch::Contains("no host"));
+    setenv("KVGATE_URL", "https://h/x/", 1);
+    CHECK_THROWS_WITH(settings_from_env(), Catch::Contains("KVGATE_URL") && Catch::Contains("path"));
+    unsetenv("KVGATE_URL");
 }
 
 TEST_CASE("environment variables set values", "[settings]") {
@@ -65,4 +124,5 @@ TEST_CASE("bad values name the knob and what is allowed", "[settings]") {
     CHECK_THROWS_WITH(apply_flags(s, {"--endpoint", "grpc"}), Catch::Contains("chat"));
     CHECK_THROWS_WITH(apply_flags(s, {"--url", "localhost:8000"}), Catch::Contains("http://"));
     CHECK_THROWS_WITH(apply_flags(s, {"--seed"}), Catch::Contains("needs a value"));
+    CHECK_THROWS_WITH(apply_flags(s, {"--engine", "python"}), Catch::Contains("vllm_http, vllm_python"));
 }

@@ -245,8 +245,8 @@ TEST_CASE("StreamReader: a chunk that is not JSON is a malformed_chunk fault quo
     CHECK(feed(reader, 5, chat_delta(R"({"content":"a"})")));
     CHECK_FALSE(feed(reader, 6, sse("this is not json")));
     REQUIRE(reader.fault());
-    CHECK(reader.fault()->kind == "malformed_chunk");
-    CHECK(reader.fault()->stage == "stream");
+    CHECK(reader.fault()->kind == FaultKind::malformed_chunk);
+    CHECK(reader.fault()->stage == FaultStage::stream);
     CHECK_THAT(reader.fault()->message, Catch::Contains("this is not json"));
 }
 
@@ -258,7 +258,7 @@ TEST_CASE("StreamReader: an error event mid-stream is an error_event fault with 
                      sse(R"({"error":{"object":"error","message":"CUDA out of memory while decoding",)"
                          R"("type":"InternalServerError","param":null,"code":500}})")));
     REQUIRE(reader.fault());
-    CHECK(reader.fault()->kind == "error_event");
+    CHECK(reader.fault()->kind == FaultKind::error_event);
     CHECK_THAT(reader.fault()->message, Catch::Contains("CUDA out of memory while decoding"));
 }
 
@@ -273,4 +273,32 @@ TEST_CASE("StreamReader: an error status keeps the body verbatim and parses no e
     CHECK_FALSE(reader.done());
     CHECK_FALSE(reader.fault());  // classifying the status is the engine's job
     CHECK_FALSE(reader.record(kSent).stamps.first_event_ms);
+}
+
+TEST_CASE("StreamReader: a dialect reads what its server adds to the chunks", "[sse]") {
+    // As a llama.cpp-style server: no cached_tokens in usage, its own account in `timings`.
+    struct TimingsDialect : OpenAiDialect {
+        std::string engine_name() const override { return "timings"; }
+        std::string version(const SideRequest&) const override { return {}; }
+        std::optional<int> count_tokens(const SideRequest&, const std::string&, bool, const std::string&) const override {
+            return std::nullopt;
+        }
+        MetricsView metrics(const SideRequest&) const override { return {}; }
+        void ask_fixed_output(nlohmann::json&, int) const override {}
+        void read_chunk(const nlohmann::json& chunk, EngineAccount& account) const override {
+            if (!chunk.contains("timings")) return;
+            account.ttft_ms = chunk["timings"]["prompt_ms"].get<double>();
+            account.cached_tokens = chunk["timings"]["cache_n"].get<int>();
+        }
+    } dialect;
+    StreamReader reader(&dialect);
+    reader.on_headers(at_ms(0), 200);
+    CHECK(feed(reader, 5, sse(R"({"choices":[{"delta":{"content":"x"}}]})")));
+    CHECK(feed(reader, 6,
+               sse(R"({"choices":[],"usage":{"prompt_tokens":8,"completion_tokens":1},)"
+                   R"("timings":{"prompt_ms":3.25,"cache_n":6}})")));
+    const auto record = reader.record(kSent);
+    CHECK(record.usage.cached_tokens == 6);
+    REQUIRE(record.engine_ttft_ms);
+    CHECK(*record.engine_ttft_ms == 3.25);
 }

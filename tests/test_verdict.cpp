@@ -87,7 +87,7 @@ TEST_CASE("Prometheus counters that did not move fail a run without per-request 
 
 TEST_CASE("a fault is an error verdict that keeps the completed trials' statistics", "[verdict]") {
     auto r = run_of({100, 105}, {300, 310});
-    r.fault = Fault{"closed_mid_stream", 4, "measured", "stream", "gone"};
+    r.fault = Fault{FaultKind::closed_mid_stream, FaultStage::stream, "gone", 4, FaultRequest::measured};
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::error);
     CHECK_THAT(r.verdict.reason, Catch::Contains("closed_mid_stream"));

@@ -1,8 +1,9 @@
-// kvgate's command line, for use outside CTest.
-//   kvgate measure --url URL --model NAME [--out FILE] [settings...]   phase 1 against a server
-//   kvgate measure --engine python --model PATH [--venv DIR] [--dummy-weights] ...   phase 2
-//   kvgate report --in DIR --out DIR                                    figures + summary.md
-//   kvgate settings                                                     the settings table (Markdown)
+// kvgate's command line, for use outside CTest. Every setting (kvgate settings) is also an
+// environment variable and a CMake cache variable; flags take `--flag value` or `--flag=value`.
+//   kvgate measure [settings...]       one phase on the engine KVGATE_ENGINE names, into KVGATE_OUT
+//   kvgate report [--in DIR] [--out DIR]   figures + summary.md from the results in DIR
+//   kvgate clear [--out DIR]           removes the experiment's results and reports from DIR
+//   kvgate settings                    the settings table (Markdown)
 // Exit status of measure: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
 #include <cstdlib>
 #include <filesystem>
@@ -27,66 +28,33 @@ int exit_code(kvgate::Outcome o) {
     return kExitError;
 }
 
-const char* kUsage =
+const std::string kUsage =
     "usage:\n"
-    "  kvgate measure --url URL --model NAME [--out FILE] [settings...]\n"
-    "  kvgate measure --engine python --model PATH [--venv DIR] [--dummy-weights] [--no-prefix-caching]\n"
-    "                 [--dtype T] [--out FILE] [settings...]\n"
-    "  kvgate report --in DIR --out DIR\n"
+    "  kvgate measure --url URL --model NAME [settings...]                  (engine vllm_http)\n"
+    "  kvgate measure --engine vllm_python --model PATH [--dummy-weights] [--no-prefix-caching] [settings...]\n"
+    "  kvgate report [--in DIR] [--out DIR]     (both default to KVGATE_OUT)\n"
+    "  kvgate clear [--out DIR]                 (removes this experiment's results and reports)\n"
     "  kvgate settings\n"
-    "Every setting (kvgate settings) is also an environment variable and a CMake cache variable.\n";
+    "Results go to <KVGATE_OUT>/<the phase's results file>. Every setting (kvgate settings) is also an\n"
+    "environment variable and a CMake cache variable; flags take `--flag value` or `--flag=value`.\n";
 
-// Takes `--name value` out of args; empty when absent.
-std::string take_option(std::vector<std::string>& args, const std::string& name) {
-    for (std::size_t i = 0; i < args.size(); ++i)
-        if (args[i] == name) {
-            if (i + 1 >= args.size()) throw std::invalid_argument(name + " needs a value");
-            std::string value = args[i + 1];
-            args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
-            return value;
-        }
-    return {};
+// Settings from the environment, then the flags; anything left over is returned.
+std::vector<std::string> load(kvgate::Settings& s, const std::vector<std::string>& args) {
+    s = kvgate::settings_from_env();
+    return kvgate::apply_flags(s, args);
 }
 
-bool take_switch(std::vector<std::string>& args, const std::string& name) {
-    for (std::size_t i = 0; i < args.size(); ++i)
-        if (args[i] == name) {
-            args.erase(args.begin() + static_cast<long>(i));
-            return true;
-        }
-    return false;
-}
-
-int measure(std::vector<std::string> args) {
-    kvgate::Settings s = kvgate::settings_from_env();
-    const std::string engine_kind = take_option(args, "--engine");
-    kvgate::PythonEngineOptions py;
-    py.venv = take_option(args, "--venv");
-    py.dtype = take_option(args, "--dtype");
-    py.dummy_weights = take_switch(args, "--dummy-weights");
-    py.prefix_caching = !take_switch(args, "--no-prefix-caching");
-    s.out = "results.json";
-    const auto rest = kvgate::apply_flags(s, args);
+void no_more(const std::vector<std::string>& rest) {
     if (!rest.empty()) throw std::invalid_argument("unknown argument '" + rest.front() + "'\n" + kUsage);
+}
 
-    std::unique_ptr<kvgate::Engine> engine;
-    std::string phase;
-    if (engine_kind.empty() || engine_kind == "http") {
-        if (s.url.empty()) throw std::invalid_argument("--url is required (or KVGATE_URL)");
-        engine = std::make_unique<kvgate::HttpEngine>(s);
-        phase = "phase1_http_api";
-    } else if (engine_kind == "python") {
-        if (py.venv.empty()) py.venv = std::getenv("KVGATE_VENV") ? std::getenv("KVGATE_VENV") : ".venv";
-        py.model = s.model;
-        s.max_output_tokens = 1;  // phase 2's TTFT is a 1-token generation
-        engine = std::make_unique<kvgate::PythonEngine>(py);
-        phase = "phase2_python_api";
-    } else {
-        throw std::invalid_argument("--engine must be http or python, not '" + engine_kind + "'");
-    }
-
-    const std::filesystem::path out = s.out;
-    if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
+int measure(const std::vector<std::string>& args) {
+    kvgate::Settings s;
+    no_more(load(s, args));
+    const kvgate::PhaseDescriptor& phase = kvgate::phase_for_engine(s.engine);
+    const std::filesystem::path out = kvgate::results_path(s.out, phase);
+    std::filesystem::create_directories(out.parent_path());
+    const auto engine = kvgate::make_engine(s);
     auto result = kvgate::run_phase(*engine, s, phase, [&](const kvgate::PhaseResult& partial, const kvgate::Trial& t) {
         std::cerr << kvgate::progress_line(partial, t) << std::endl;
         kvgate::write_results(partial, out);
@@ -99,21 +67,32 @@ int measure(std::vector<std::string> args) {
     return exit_code(v.outcome);
 }
 
-int report(std::vector<std::string> args) {
-    const std::string in = take_option(args, "--in");
-    const std::string out = take_option(args, "--out");
-    if (in.empty() || out.empty() || !args.empty()) throw std::invalid_argument(kUsage);
-    kvgate::write_reports(in, out);
-    std::cout << "reports: " << out << "/{experiment1_results.png, experiment1_phase_comparison.png, summary.md}\n";
+int report(const std::vector<std::string>& args) {
+    kvgate::Settings s;
+    std::vector<std::string> rest = load(s, args);
+    std::string in = s.out;
+    for (std::size_t i = 0; i < rest.size(); ++i)
+        if (rest[i].rfind("--in=", 0) == 0 || (rest[i] == "--in" && i + 1 < rest.size())) {
+            in = rest[i] == "--in" ? rest[i + 1] : rest[i].substr(5);
+            rest.erase(rest.begin() + static_cast<long>(i), rest.begin() + static_cast<long>(i) + (rest[i] == "--in" ? 2 : 1));
+            break;
+        }
+    no_more(rest);
+    const auto& experiment = kvgate::default_experiment();
+    kvgate::write_reports(in, s.out, experiment);
+    std::cout << "reports in " << s.out << ":";
+    for (const auto& name : kvgate::report_file_names(experiment))
+        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".dat") != 0 && name.compare(name.size() - 3, 3, ".gp") != 0)
+            std::cout << " " << name;
+    std::cout << "\n";
     return 0;
 }
 
-int settings_table() {
-    const kvgate::Settings defaults;
-    std::cout << "| CMake / environment variable | CLI flag | default | meaning |\n|---|---|---|---|\n";
-    for (const auto& spec : kvgate::setting_table())
-        std::cout << "| `" << spec.key << "` | `" << spec.flag << "` | `" << spec.get(defaults) << "` | " << spec.help
-                  << " |\n";
+int clear(const std::vector<std::string>& args) {
+    kvgate::Settings s;
+    no_more(load(s, args));
+    const auto removed = kvgate::clear_results(s.out);
+    std::cout << "cleared " << s.out << ": " << removed.size() << " file(s) of an earlier run removed\n";
     return 0;
 }
 
@@ -130,7 +109,8 @@ int main(int argc, char** argv) {
     try {
         if (command == "measure") return measure(args);
         if (command == "report") return report(args);
-        if (command == "settings") return settings_table();
+        if (command == "clear") return clear(args);
+        if (command == "settings") return std::cout << kvgate::settings_markdown(), 0;
         std::cerr << "unknown command '" << command << "'\n" << kUsage;
     } catch (const std::exception& e) {
         std::cerr << "kvgate " << command << ": " << e.what() << "\n";

@@ -5,6 +5,8 @@
 #   engine.sh start STATE_DIR [extra vllm args...]   writes STATE_DIR/engine.env (URL, MODEL, PGID)
 #   engine.sh stop  STATE_DIR
 #
+# Runs from the repository root, as the gpu tests and the CLI do, so KVGATE_VENV's default `.venv`
+# (settings.hpp) is the repository's.
 # Environment: KVGATE_URL (a server already running: nothing is started), KVGATE_VENV,
 # KVGATE_ENGINE_MODEL (model dir or name; default: the local dummy-weight opt-125m),
 # KVGATE_ENGINE_START_TIMEOUT_S (default 600), KVGATE_ENGINE_ARGS (more vllm flags).
@@ -16,6 +18,8 @@ cmd=${1:?usage: engine.sh start|stop STATE_DIR [vllm args...]}
 state=${2:?usage: engine.sh start|stop STATE_DIR [vllm args...]}
 shift 2
 mkdir -p "$state"
+state=$(cd "$state" && pwd)
+cd "$root"
 envfile=$state/engine.env
 log=$state/engine.log
 
@@ -54,7 +58,7 @@ if [ -n "${KVGATE_URL:-}" ]; then
   exit 0
 fi
 
-venv=${KVGATE_VENV:-$root/.venv}
+venv=${KVGATE_VENV:-.venv}
 python=$venv/bin/python
 [ -x "$python" ] || { echo "engine: no Python at $python. Run: bash cmake/setup.sh (or set KVGATE_VENV)"; exit 1; }
 

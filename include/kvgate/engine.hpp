@@ -1,5 +1,9 @@
 // What a phase needs of an engine, whichever it is (HTTP server or in-process LLM):
 // run one completion and say when its moments fell, count tokens, read the cache counters.
+// The contract, the same for every engine: misuse (bad settings, a missing venv) throws from the
+// constructor; after that nothing throws. A failed completion is a Fault value; what describe(),
+// count_tokens() and prefix_cache_counters() cannot find out stays unknown (empty, nullopt,
+// available = false), so a finished run is never lost to them.
 #pragma once
 
 #include <optional>
@@ -27,6 +31,9 @@ struct Completion {
 class Engine {
 public:
     virtual ~Engine() = default;
+    // How many tokens a measured request will generate when `requested` are asked for; an engine
+    // that can only time fewer (in-process: 1) says so, and the run records what it measured.
+    virtual int output_tokens(int requested) const { return requested; }
     // Engine name, version, block size, prefix caching on/off, endpoint; asked once per run.
     virtual EngineInfo describe() = 0;
     // The prompt's length in the model's tokens as the engine will see it; nullopt if it cannot say.

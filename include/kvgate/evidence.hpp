@@ -1,23 +1,32 @@
 // Cache evidence: the server's own account of what was cached, per request (usage.cached_tokens)
-// and per run (Prometheus prefix-cache counters). Evidence decides whether the arms were what they
-// claim; timing only decides how much the cache saves.
+// and per run (prefix-cache counters, e.g. from a Prometheus exposition). Evidence decides whether
+// the arms were what they claim; timing only decides how much the cache saves. Which metrics carry
+// the counters is each engine's knowledge (vllm.hpp, ...); this header reads the text format.
 #pragma once
 
 #include <cstdlib>
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "engine.hpp"
 #include "records.hpp"
 
 namespace kvgate {
 
-// What a Prometheus text exposition says about prefix caching.
+// What an engine's metrics say about prefix caching.
 struct MetricsView {
     CounterSnapshot counters;
-    int block_size = 0;                    // from vllm:cache_config_info, 0 = not exposed
-    std::optional<bool> prefix_caching;    // idem
+    int block_size = 0;                    // 0 = not exposed
+    std::optional<bool> prefix_caching;    // nullopt = not exposed
+};
+
+// One line of a Prometheus text exposition.
+struct PrometheusSample {
+    std::string name;
+    std::string labels;  // `{a="x",b="y"}` or ""
+    double value = 0;
 };
 
 namespace detail {
@@ -36,34 +45,23 @@ inline std::string label_value(const std::string& labels, const std::string& nam
 
 }  // namespace detail
 
-// Sums each counter over its label sets (one per engine / model). Malformed lines are ignored:
-// the exposition is the server's, and a counter it lacks simply leaves the evidence unavailable.
-inline MetricsView parse_metrics(const std::string& text) {
-    MetricsView view;
-    bool saw_queries = false, saw_hits = false;
+// The samples of a text exposition. Malformed lines are skipped: the exposition is the server's,
+// and a counter it lacks simply leaves the evidence unavailable.
+inline std::vector<PrometheusSample> parse_prometheus(const std::string& text) {
+    std::vector<PrometheusSample> out;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
         if (line.empty() || line[0] == '#') continue;
         const auto brace = line.find('{');
         const auto space = line.rfind(' ');
         if (space == std::string::npos) continue;
-        const std::string name = line.substr(0, std::min(brace, line.find(' ')));
-        const std::string labels = brace == std::string::npos ? "" : line.substr(brace, line.rfind('}') - brace + 1);
-        const double value = std::strtod(line.c_str() + space + 1, nullptr);
-        if (name == "vllm:prefix_cache_queries_total") {
-            view.counters.queries += value;
-            saw_queries = true;
-        } else if (name == "vllm:prefix_cache_hits_total") {
-            view.counters.hits += value;
-            saw_hits = true;
-        } else if (name == "vllm:cache_config_info") {
-            view.block_size = std::atoi(detail::label_value(labels, "block_size").c_str());
-            const auto caching = detail::label_value(labels, "enable_prefix_caching");
-            if (!caching.empty()) view.prefix_caching = caching == "True" || caching == "true";
-        }
+        PrometheusSample sample;
+        sample.name = line.substr(0, std::min(brace, line.find(' ')));
+        sample.labels = brace == std::string::npos ? "" : line.substr(brace, line.rfind('}') - brace + 1);
+        sample.value = std::strtod(line.c_str() + space + 1, nullptr);
+        out.push_back(std::move(sample));
     }
-    view.counters.available = saw_queries && saw_hits;
-    return view;
+    return out;
 }
 
 inline CounterDeltas counter_deltas(const CounterSnapshot& before, const CounterSnapshot& after) {

@@ -1,4 +1,5 @@
-// An OpenAI-compatible server measured over HTTP streaming (phase 1), on cpp-httplib.
+// An OpenAI-compatible server measured over HTTP streaming, on cpp-httplib. What the server adds to
+// the common API (tokenize, metrics, version, fixed output length) comes from its dialect.
 //
 // One keep-alive connection carries every timed request, so no TCP connect lands inside TTFT.
 // TTFT = request handed to cpp-httplib -> arrival of the bytes that carry the first generated token
@@ -16,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "dialect.hpp"
 #include "engine.hpp"
 #include "evidence.hpp"
 #include "settings.hpp"
@@ -48,6 +50,9 @@ inline std::optional<double> since(Clock::time_point t0, std::optional<Clock::ti
 // Kept apart from the socket so that every edge case can be fed to it directly.
 class StreamReader {
 public:
+    // `dialect` (optional, must outlive the reader) reads what the server adds to each chunk.
+    explicit StreamReader(const OpenAiDialect* dialect = nullptr) : dialect_(dialect) {}
+
     void on_headers(Clock::time_point at, int status) {
         headers_at_ = at;
         last_arrival_at_ = at;
@@ -86,7 +91,8 @@ public:
         r.stamps.last_token_ms = detail::since(sent, last_token_at_);
         r.stamps.done_ms = detail::since(sent, done_at_);
         r.usage = usage_;
-        if (engine_ttft_ms_) r.engine_ttft_ms = engine_ttft_ms_;
+        if (r.usage.cached_tokens < 0 && account_.cached_tokens) r.usage.cached_tokens = *account_.cached_tokens;
+        r.engine_ttft_ms = account_.ttft_ms;
         return r;
     }
 
@@ -100,12 +106,12 @@ private:
         }
         const auto j = nlohmann::json::parse(event.data, nullptr, false);
         if (j.is_discarded() || !j.is_object()) {
-            fault_ = Fault{"malformed_chunk", -1, "", "stream",
+            fault_ = Fault{FaultKind::malformed_chunk, FaultStage::stream,
                            "the server sent an event that is not a JSON object: '" + event.data.substr(0, 200) + "'"};
             return false;
         }
         if (j.contains("error")) {
-            fault_ = Fault{"error_event", -1, "", "stream",
+            fault_ = Fault{FaultKind::error_event, FaultStage::stream,
                            "the server reported an error mid-stream: " + detail::server_error_message(event.data)};
             return false;
         }
@@ -117,6 +123,7 @@ private:
                     ++token_events_;
                 }
         if (j.contains("usage") && j["usage"].is_object()) read_usage(j["usage"]);
+        if (dialect_) dialect_->read_chunk(j, account_);
         return true;
     }
 
@@ -142,41 +149,37 @@ private:
         usage_.completion_tokens = int_at(u, "completion_tokens");
         if (u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
             usage_.cached_tokens = int_at(u["prompt_tokens_details"], "cached_tokens");
-        // --enable-per-request-metrics (newer vLLM) adds the server's own first-token latency.
-        if (u.contains("time_to_first_token_ms") && u["time_to_first_token_ms"].is_number())
-            engine_ttft_ms_ = u["time_to_first_token_ms"].get<double>();
     }
 
+    const OpenAiDialect* dialect_;
     SseParser parser_;
     int status_ = 0;
     std::string error_body_;
     std::optional<Clock::time_point> headers_at_, first_byte_at_, first_event_at_, first_token_at_, last_token_at_,
         done_at_, last_arrival_at_;
     Usage usage_;
-    std::optional<double> engine_ttft_ms_;
+    EngineAccount account_;
     std::optional<Fault> fault_;
     int token_events_ = 0;
 };
 
 class HttpEngine : public Engine {
 public:
-    explicit HttpEngine(const Settings& settings)
-        : settings_(settings), client_(make_client(settings)), side_(make_client(settings)) {
-        if (settings.model.empty())
-            throw std::invalid_argument("KVGATE_MODEL is empty: name the model the server serves (--model)");
-        if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key)
-            api_key_ = key;
+    HttpEngine(const Settings& settings, std::unique_ptr<OpenAiDialect> dialect)
+        : settings_(checked(settings)),
+          dialect_(std::move(dialect)),
+          client_(make_client(settings_)),
+          side_(make_client(settings_)) {
+        if (!dialect_) throw std::invalid_argument("HttpEngine needs a dialect (engines.hpp makes one per engine kind)");
+        if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key) api_key_ = key;
     }
 
     EngineInfo describe() override {
         EngineInfo info;
+        info.name = dialect_->engine_name();
         info.url = settings_.url;
         info.endpoint = path();
-        if (auto res = side_->Get("/version", headers()); res && res->status == 200) {
-            const auto j = nlohmann::json::parse(res->body, nullptr, false);
-            if (!j.is_discarded() && j.contains("version") && j["version"].is_string())
-                info.version = j["version"].get<std::string>();
-        }
+        info.version = dialect_->version(side_request());
         const auto view = metrics();
         info.block_size = view.block_size;
         info.prefix_caching = view.prefix_caching.value_or(true);
@@ -184,16 +187,7 @@ public:
     }
 
     std::optional<int> count_tokens(const std::string& prompt) override {
-        nlohmann::json body = {{"model", settings_.model}};
-        if (settings_.endpoint == "chat")
-            body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
-        else
-            body["prompt"] = prompt;
-        auto res = side_->Post("/tokenize", headers(), body.dump(), "application/json");
-        if (!res || res->status != 200) return std::nullopt;
-        const auto j = nlohmann::json::parse(res->body, nullptr, false);
-        if (j.is_discarded() || !j.contains("count") || !j["count"].is_number_integer()) return std::nullopt;
-        return j["count"].get<int>();
+        return dialect_->count_tokens(side_request(), settings_.model, settings_.endpoint == "chat", prompt);
     }
 
     Completion complete(const std::string& prompt, int max_tokens) override {
@@ -205,7 +199,7 @@ public:
         req.body = request_body(prompt, max_tokens).dump();
         req.set_header("Content-Type", "application/json");
 
-        StreamReader reader;
+        StreamReader reader(dialect_.get());
         req.response_handler = [&](const httplib::Response& res) {
             reader.on_headers(Clock::now(), res.status);
             return true;
@@ -238,6 +232,14 @@ public:
     CounterSnapshot prefix_cache_counters() override { return metrics().counters; }
 
 private:
+    static Settings checked(Settings s) {
+        if (s.url.empty()) throw std::invalid_argument("KVGATE_URL is empty: name the server to measure (--url)");
+        s.url = checked_url(s.url);
+        if (s.model.empty())
+            throw std::invalid_argument("KVGATE_MODEL is empty: name the model the server serves (--model)");
+        return s;
+    }
+
     static std::unique_ptr<httplib::Client> make_client(const Settings& s) {
         auto client = std::make_unique<httplib::Client>(s.url);
         if (!client->is_valid()) throw std::invalid_argument("KVGATE_URL: '" + s.url + "' is not a usable URL");
@@ -265,11 +267,8 @@ private:
             {"max_tokens", max_tokens},
             {"stream", true},
             {"stream_options", {{"include_usage", true}}},
-            // A vLLM extension: fixed-length output, so arms compare alike. Sampling stays the
-            // server's default: greedy decoding on random weights can repeat a special token,
-            // whose text is empty, and a stream of empty deltas shows no first token.
-            {"ignore_eos", true},
         };
+        dialect_->ask_fixed_output(body, max_tokens);
         if (settings_.endpoint == "chat")
             body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
         else
@@ -277,10 +276,15 @@ private:
         return body;
     }
 
-    MetricsView metrics() {
-        auto res = side_->Get("/metrics", headers());
-        if (!res || res->status != 200) return {};
-        return parse_metrics(res->body);
+    MetricsView metrics() { return dialect_->metrics(side_request()); }
+
+    // The dialect's way to the server: the side connection, with the API key; no answer is status 0.
+    SideRequest side_request() {
+        return [this](const std::string& method, const std::string& path, const std::string& body) {
+            httplib::Result res = method == "GET" ? side_->Get(path.c_str(), headers())
+                                                  : side_->Post(path.c_str(), headers(), body, "application/json");
+            return res ? SideReply{res->status, res->body} : SideReply{};
+        };
     }
 
     // A server may quote the credentials it rejected; the key must never reach a report.
@@ -302,43 +306,44 @@ private:
         if (!res) {
             switch (res.error()) {
                 case httplib::Error::Connection:
-                    return Fault{"connection_refused", -1, "", "connect",
+                    return Fault{FaultKind::connection_refused, FaultStage::connect,
                                  "could not connect to " + settings_.url + ": is the server running?"};
                 case httplib::Error::ConnectionTimeout:
-                    return Fault{"connect_timeout", -1, "", "connect",
+                    return Fault{FaultKind::connect_timeout, FaultStage::connect,
                                  "no TCP connection to " + settings_.url + " within " +
                                      std::to_string(settings_.connect_timeout_s) + " s"};
                 case httplib::Error::Read:
                     if (!record.stamps.headers_ms)
-                        return timed_out ? Fault{"read_timeout_before_headers", -1, "", "headers",
+                        return timed_out ? Fault{FaultKind::read_timeout_before_headers, FaultStage::headers,
                                                  "no response headers within the read timeout of " +
                                                      std::to_string(settings_.read_timeout_s) + " s" + where}
-                                         : Fault{"closed_before_headers", -1, "", "headers",
+                                         : Fault{FaultKind::closed_before_headers, FaultStage::headers,
                                                  "the server closed the connection before sending headers" + where};
-                    return timed_out ? Fault{"stalled_mid_stream", -1, "", "stream",
+                    return timed_out ? Fault{FaultKind::stalled_mid_stream, FaultStage::stream,
                                              "the stream stalled: no bytes for " +
                                                  std::to_string(settings_.read_timeout_s) + " s" + where}
-                                     : Fault{"closed_mid_stream", -1, "", "stream",
+                                     : Fault{FaultKind::closed_mid_stream, FaultStage::stream,
                                              "the server closed the connection mid-stream" + where};
                 default:
-                    return Fault{"transport", -1, "", record.stamps.headers_ms ? "stream" : "send",
+                    return Fault{FaultKind::transport, record.stamps.headers_ms ? FaultStage::stream : FaultStage::send,
                                  "HTTP client error: " + httplib::to_string(res.error()) + where};
             }
         }
         if (reader.status() >= 400)
-            return Fault{"http_status", -1, "", "headers",
+            return Fault{FaultKind::http_status, FaultStage::headers,
                          "HTTP " + std::to_string(reader.status()) + where + ": " +
                              detail::server_error_message(reader.error_body())};
         if (!reader.done())
-            return Fault{reader.has_partial_event() ? "closed_mid_stream" : "no_done", -1, "", "stream",
+            return Fault{reader.has_partial_event() ? FaultKind::closed_mid_stream : FaultKind::no_done, FaultStage::stream,
                          reader.has_partial_event() ? "the stream ended inside an event" + where
                                                     : "the stream ended without 'data: [DONE]'" + where};
         if (reader.token_events() == 0)
-            return Fault{"no_tokens", -1, "", "stream", "the stream completed without a generated token" + where};
+            return Fault{FaultKind::no_tokens, FaultStage::stream, "the stream completed without a generated token" + where};
         return std::nullopt;
     }
 
     Settings settings_;
+    std::unique_ptr<OpenAiDialect> dialect_;
     std::unique_ptr<httplib::Client> client_;  // the timed requests' one keep-alive connection
     std::unique_ptr<httplib::Client> side_;    // tokenize, metrics, version: never on the timed connection
     std::string api_key_;

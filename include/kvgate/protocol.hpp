@@ -1,4 +1,4 @@
-// The seed's protocol, for any engine. Per trial: warm [A,B] with max_tokens=1, settle, then the
+// The seed's protocol, for any engine and any phase. Per trial: warm [A,B] with max_tokens=1, settle, then the
 // measured query: hit = [A,B,Q], miss = [B,Q]. Trials run in pairs, in ABBA order (hit-miss,
 // miss-hit, ...), so drift hits both arms alike and each pair gives one paired ratio.
 #pragma once
@@ -35,45 +35,36 @@ inline std::string utc_timestamp() {
 }
 
 inline std::string progress_line(const PhaseResult& r, const Trial& t) {
-    const int pairs = r.config.warmup_trials + r.config.num_trials;
+    const int pairs = r.settings.warmup + r.settings.trials;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "[%s] pair %d/%d %s%-10s TTFT %8.2f ms  cached %5d/%5d tokens", r.phase.c_str(),
-                  t.index / 2 + 1, pairs, t.warmup ? "warmup " : "", to_string(t.arm), t.ttft_ms,
-                  t.measured.usage.cached_tokens, t.measured.usage.prompt_tokens);
+    std::snprintf(buf, sizeof buf, "[%s] trial %d/%d (pair %d/%d) %s%-10s TTFT %8.2f ms  cached %5d/%5d tokens",
+                  r.phase.name.c_str(), t.number(), 2 * pairs, t.index / 2 + 1, pairs, t.warmup ? "warmup " : "",
+                  to_string(t.arm), t.ttft_ms, t.measured.usage.cached_tokens, t.measured.usage.prompt_tokens);
     return buf;
 }
 
-inline PhaseResult run_phase(Engine& engine, const Settings& s, const std::string& phase,
+// Runs `phase` on `engine`. Engines report failures as values, so this returns a result whatever
+// happens: a fault stops the run and keeps the trials completed before it.
+inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescriptor& phase,
                              const TrialObserver& observe = {}) {
     const auto started = Clock::now();
     PhaseResult r;
     r.phase = phase;
-    r.model = s.model;
+    r.settings = s;
+    r.settings.max_output_tokens = engine.output_tokens(s.max_output_tokens);
     r.timestamp = utc_timestamp();
     r.git_revision = KVGATE_GIT_REVISION;
-    r.config.context_size_a = s.context_a_tokens;
-    r.config.context_size_b = s.context_b_tokens;
-    r.config.query_size = s.query_tokens;
-    r.config.max_output_tokens = s.max_output_tokens;
-    r.config.num_trials = s.trials;
-    r.config.warmup_trials = s.warmup;
-    r.config.settle_ms = s.settle_ms;
-    r.config.seed = s.seed != 0 ? s.seed : (std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) | 1;
+    r.settings.seed =
+        s.seed != 0 ? s.seed : (std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) | 1;
     r.engine = engine.describe();
 
-    auto finish = [&] {
-        r.wall_time_s = ms_between(started, Clock::now()) / 1000;
-        decide(r, s.threshold_pct, s.confidence);
-        return r;
-    };
-
     // All content is built (and sized with the engine's tokenizer) before anything is timed.
-    PromptBuilder builder(r.config.seed, [&](const std::string& text) { return engine.count_tokens(text); });
+    PromptBuilder builder(r.settings.seed, [&](const std::string& text) { return engine.count_tokens(text); });
     const int pairs = s.warmup + s.trials;
     std::vector<TrialPrompts> prompts;
     for (int i = 0; i < 2 * pairs; ++i)
         prompts.push_back(builder.build(i, s.context_a_tokens, s.context_b_tokens, s.query_tokens));
-    r.config.sizes_estimated = builder.sizes_estimated();
+    r.sizes_estimated = builder.sizes_estimated();
 
     const CounterSnapshot before = engine.prefix_cache_counters();
     for (int i = 0; i < 2 * pairs; ++i) {
@@ -87,24 +78,25 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const std::strin
         t.warm_prompt_tokens_expected = p.a_tokens + p.b_tokens;
         t.prompt_tokens_expected = (t.arm == Arm::hit ? p.a_tokens : 0) + p.b_tokens + p.q_tokens;
 
-        auto fail = [&](Completion& c, const char* request) {
-            c.fault->trial = i;
+        auto fail = [&](Completion& c, FaultRequest request) {
+            c.fault->trial = t.number();
             c.fault->request = request;
-            c.fault->message = "trial " + std::to_string(i + 1) + " (" + to_string(t.arm) + "), " + request +
-                               " request, stage " + c.fault->stage + ": " + c.fault->message;
+            c.fault->message = "trial " + std::to_string(t.number()) + " (" + to_string(t.arm) + "), " +
+                               to_string(request) + " request, stage " + to_string(c.fault->stage) + ": " +
+                               c.fault->message;
             r.fault = c.fault;
         };
         Completion warm = engine.complete(p.warm(), 1);
         t.warm = warm.record;
         if (warm.fault) {
-            fail(warm, "warm");
+            fail(warm, FaultRequest::warm);
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(s.settle_ms));
-        Completion measured = engine.complete(t.arm == Arm::hit ? p.hit() : p.miss(), s.max_output_tokens);
+        Completion measured = engine.complete(t.arm == Arm::hit ? p.hit() : p.miss(), r.settings.max_output_tokens);
         t.measured = measured.record;
         if (measured.fault) {
-            fail(measured, "measured");
+            fail(measured, FaultRequest::measured);
             break;
         }
         t.ttft_ms = t.measured.stamps.first_token_ms.value_or(0);
@@ -116,7 +108,9 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const std::strin
     }
     r.counters = counter_deltas(before, engine.prefix_cache_counters());
     r.complete = !r.fault;
-    return finish();
+    r.wall_time_s = ms_between(started, Clock::now()) / 1000;
+    decide(r, s.threshold_pct, s.confidence);
+    return r;
 }
 
 }  // namespace kvgate

@@ -1,4 +1,4 @@
-// vLLM's offline `LLM` class in an embedded interpreter (phase 2): no server, no HTTP.
+// vLLM's offline `LLM` class in an embedded interpreter: no server, no HTTP.
 //
 // TTFT here is the seed's: wall time of a 1-token generate() call (prefill + one decode step),
 // stamped in C++ around the call. The engine's own first-token latency (RequestOutput.metrics) is
@@ -9,12 +9,15 @@
 #include <pybind11/embed.h>
 
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "engine.hpp"
+#include "settings.hpp"
+#include "vllm.hpp"
 
 namespace kvgate {
 
@@ -22,16 +25,6 @@ namespace kvgate {
 class PythonError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
-};
-
-struct PythonEngineOptions {
-    std::string venv;    // virtual environment with vLLM, made by the Python this program links
-    std::string model;   // model directory or name
-    bool dummy_weights = false;  // --load-format dummy: random weights, same compute
-    bool prefix_caching = true;
-    int max_model_len = 1024;
-    std::string dtype;   // "" = vLLM's choice
-    int kv_cache_gib = 1;  // CPU KV cache, whole GiB (VLLM_CPU_KVCACHE_SPACE)
 };
 
 namespace detail {
@@ -87,13 +80,21 @@ inline std::optional<std::string> python_environment_problem(const std::string& 
 }
 
 // Hidden like pybind11's own types, which it holds (else GCC warns about the visibility mismatch).
+// Uses the settings' venv, model, dtype, dummy_weights and prefix_caching; the engine is set up as
+// the test fixture's server (cmake/engine/engine.sh): max_model_len 1024, eager mode, 1 GiB CPU KV cache.
 class __attribute__((visibility("hidden"))) PythonEngine : public Engine {
 public:
-    explicit PythonEngine(const PythonEngineOptions& options) : options_(options) {
-        if (auto problem = python_environment_problem(options.venv)) throw std::invalid_argument(*problem);
-        start_interpreter(options.venv);
+    explicit PythonEngine(const Settings& settings) : settings_(settings) {
+        if (auto problem = python_environment_problem(settings.venv)) throw std::invalid_argument(*problem);
+        if (settings.model.empty())
+            throw std::invalid_argument("KVGATE_MODEL is empty: name the model directory or hub name (--model)");
+        start_interpreter(settings.venv);
         pybind11::gil_scoped_acquire gil;
-        call_python("constructing vllm.LLM", [&] { construct(); });
+        try {
+            construct();
+        } catch (pybind11::error_already_set& e) {
+            throw PythonError("Python raised while constructing vllm.LLM:\n" + detail::format_python_error(e));
+        }
     }
 
     ~PythonEngine() override {
@@ -110,11 +111,13 @@ public:
     PythonEngine(const PythonEngine&) = delete;
     PythonEngine& operator=(const PythonEngine&) = delete;
 
+    // After construction nothing throws: what Python cannot say stays unknown.
     EngineInfo describe() override {
         pybind11::gil_scoped_acquire gil;
         EngineInfo info;
+        info.name = vllm::engine_name;
         info.endpoint = "LLM.generate";
-        call_python("describing the engine", [&] {
+        quietly([&] {
             info.version = pybind11::module_::import("vllm").attr("__version__").cast<std::string>();
             const auto cache = llm_.attr("llm_engine").attr("vllm_config").attr("cache_config");
             info.block_size = cache.attr("block_size").cast<int>();
@@ -125,20 +128,21 @@ public:
 
     std::optional<int> count_tokens(const std::string& prompt) override {
         pybind11::gil_scoped_acquire gil;
-        int n = 0;
+        std::optional<int> n;
         // generate() tokenizes a text prompt with special tokens; so does this.
-        call_python("counting tokens", [&] { n = pybind11::len(tokenizer_.attr("encode")(prompt)); });
+        quietly([&] { n = static_cast<int>(pybind11::len(tokenizer_.attr("encode")(prompt))); });
         return n;
     }
 
     // The seed's phase 2 times 1-token generations only: generate() returns at the end, so a longer
     // call would say nothing about the first token.
+    int output_tokens(int) const override { return 1; }
+
     Completion complete(const std::string& prompt, int max_tokens) override {
         namespace py = pybind11;
         if (max_tokens != 1)
-            throw std::invalid_argument("phase 2 measures TTFT as the wall time of a 1-token generation: "
-                                        "set max_output_tokens (--max-output-tokens) to 1, not " +
-                                        std::to_string(max_tokens));
+            throw std::invalid_argument("the in-process engine measures TTFT as the wall time of a 1-token "
+                                        "generation (output_tokens()), not " + std::to_string(max_tokens));
         py::gil_scoped_acquire gil;
         Completion out;
         try {
@@ -162,7 +166,7 @@ public:
                 !metrics.is_none() && py::hasattr(metrics, "first_token_latency"))
                 out.record.engine_ttft_ms = metrics.attr("first_token_latency").cast<double>() * 1000;
         } catch (py::error_already_set& e) {
-            out.fault = Fault{"python_exception", -1, "", "generate",
+            out.fault = Fault{FaultKind::python_exception, FaultStage::generate,
                               "vLLM raised during LLM.generate:\n" + detail::format_python_error(e)};
         }
         return out;
@@ -173,14 +177,14 @@ public:
         py::gil_scoped_acquire gil;
         CounterSnapshot snap;
         bool queries = false, hits = false;
-        call_python("reading metrics", [&] {
+        quietly([&] {
             for (const auto& metric : llm_.attr("get_metrics")()) {
                 const auto name = metric.attr("name").cast<std::string>();
                 if (!py::hasattr(metric, "value")) continue;
-                if (name == "vllm:prefix_cache_queries") {
+                if (name == vllm::prefix_cache_queries) {
                     snap.queries += metric.attr("value").cast<double>();
                     queries = true;
-                } else if (name == "vllm:prefix_cache_hits") {
+                } else if (name == vllm::prefix_cache_hits) {
                     snap.hits += metric.attr("value").cast<double>();
                     hits = true;
                 }
@@ -191,13 +195,14 @@ public:
     }
 
 private:
-    // Runs Python code; a Python exception becomes a PythonError carrying the traceback.
+    // Runs Python code whose failure only leaves a value unknown (describe, counters, token counts):
+    // a finished run must never be lost to them.
     template <class F>
-    static void call_python(const std::string& what, F&& body) {
+    static void quietly(F&& body) {
         try {
             body();
-        } catch (pybind11::error_already_set& e) {
-            throw PythonError("Python raised while " + what + ":\n" + detail::format_python_error(e));
+        } catch (const pybind11::error_already_set&) {
+        } catch (const std::exception&) {  // pybind11::cast_error and friends
         }
     }
 
@@ -225,27 +230,30 @@ private:
         namespace py = pybind11;
         auto os = py::module_::import("os");
         // Before vLLM reads its environment: a fixed CPU KV cache, not a fraction of the machine.
-        os.attr("environ")["VLLM_CPU_KVCACHE_SPACE"] = py::str(std::to_string(options_.kv_cache_gib));
+        os.attr("environ")["VLLM_CPU_KVCACHE_SPACE"] = py::str("1");
         const std::string prefix = py::module_::import("sys").attr("prefix").cast<std::string>();
-        if (std::filesystem::weakly_canonical(prefix) != std::filesystem::weakly_canonical(options_.venv))
+        if (std::filesystem::weakly_canonical(prefix) != std::filesystem::weakly_canonical(settings_.venv))
             throw std::invalid_argument("the embedded interpreter's prefix is " + prefix + ", not the venv " +
-                                        options_.venv + "; make the venv with the Python kvgate links");
+                                        settings_.venv + "; make the venv with the Python kvgate links");
         auto vllm = py::module_::import("vllm");
         py::dict kwargs;
-        kwargs["model"] = options_.model;
-        kwargs["enable_prefix_caching"] = options_.prefix_caching;
-        kwargs["max_model_len"] = options_.max_model_len;
+        kwargs["model"] = settings_.model;
+        kwargs["enable_prefix_caching"] = settings_.prefix_caching;
+        kwargs["max_model_len"] = 1024;
         kwargs["enforce_eager"] = true;
         kwargs["disable_log_stats"] = false;  // per-request metrics and the prefix-cache counters
-        if (options_.dummy_weights) kwargs["load_format"] = "dummy";
-        if (!options_.dtype.empty()) kwargs["dtype"] = options_.dtype;
+        if (settings_.dummy_weights) kwargs["load_format"] = "dummy";
+        // As engine.sh: on CPUs without AMX, float32 ran about 5x faster than bf16/fp16.
+        std::string dtype = settings_.dtype;
+        if (dtype.empty() && std::system("nvidia-smi > /dev/null 2>&1") != 0) dtype = "float32";
+        if (!dtype.empty()) kwargs["dtype"] = dtype;
         llm_ = vllm.attr("LLM")(**kwargs);
         sampling_params_ = vllm.attr("SamplingParams");
         generate_ = llm_.attr("generate");
         tokenizer_ = llm_.attr("get_tokenizer")();
     }
 
-    PythonEngineOptions options_;
+    Settings settings_;
     pybind11::object llm_, sampling_params_, generate_, tokenizer_;
 };
 

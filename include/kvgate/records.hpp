@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "experiment.hpp"
+#include "settings.hpp"
+
 namespace kvgate {
 
 using Clock = std::chrono::steady_clock;
@@ -48,7 +51,7 @@ struct RequestRecord {
 
 // One trial of one arm: the warm request, then the measured one.
 struct Trial {
-    int index = 0;  // 0-based position in the run's schedule
+    int index = 0;  // 0-based position in the run's schedule (the seed's `index`); number() for people
     Arm arm = Arm::hit;
     bool warmup = false;
     int prompt_tokens_expected = 0;  // measured prompt, in the model's tokens (as sized by the prompt builder)
@@ -59,6 +62,8 @@ struct Trial {
     double ttft_ms = 0;
     double total_time_ms = 0;
     double throughput = 0;  // completion tokens per second of total_time
+
+    int number() const { return index + 1; }  // "trial 1" is the first trial of the run
 };
 
 // Summary statistics of one arm's measured (non-warmup) trials.
@@ -70,11 +75,12 @@ struct ArmStats {
     double cached_tokens_median = -1;  // -1: server reported none
 };
 
-// Prometheus prefix-cache counters, deltas across the measured run.
+// The engine's prefix-cache counters, deltas across the measured run (which metrics they are is
+// the engine's knowledge).
 struct CounterDeltas {
     bool available = false;
-    double queries = 0;  // vllm:prefix_cache_queries_total (prompt tokens looked up)
-    double hits = 0;     // vllm:prefix_cache_hits_total (prompt tokens found cached)
+    double queries = 0;  // prompt tokens looked up
+    double hits = 0;     // prompt tokens found cached
 };
 
 enum class Outcome { pass, fail, indeterminate, unverified, error };
@@ -93,8 +99,8 @@ inline const char* to_string(Outcome o) {
 // The paired interval on miss/hit TTFT and what it decided.
 struct Verdict {
     Outcome outcome = Outcome::error;
-    double threshold_pct = 10;
-    double confidence = 0.95;
+    double threshold_pct = 0;   // as the run's settings had it (decide() copies it)
+    double confidence = 0;
     double ratio = 0;           // geometric mean of the paired miss/hit TTFT ratios
     double ratio_low = 0;       // interval bounds on that ratio
     double ratio_high = 0;
@@ -104,42 +110,111 @@ struct Verdict {
     std::string evidence;       // "cache", "timing only", ...
 };
 
-struct PhaseConfig {
-    int context_size_a = 512;
-    int context_size_b = 256;
-    int query_size = 32;
-    int max_output_tokens = 50;
-    int num_trials = 10;
-    int warmup_trials = 1;
-    int settle_ms = 500;
-    std::uint64_t seed = 0;
-    bool sizes_estimated = false;  // true when the model's tokenizer could not be asked
-};
-
 struct EngineInfo {
-    std::string name = "vllm";
+    std::string name;      // "vllm", "llama.cpp", ...: the engine says
     std::string version;
-    std::string url;       // phase 1 only
+    std::string url;       // served engines only
     std::string endpoint;  // "/v1/chat/completions", "LLM.generate", ...
     int block_size = 0;    // 0 = unknown
     bool prefix_caching = true;
 };
 
 // A fault is a value: which trial, which request, which stage, what the server said.
+// The names (to_string) are stable: they are what the results JSON and the README carry.
+enum class FaultKind {
+    connection_refused,
+    connect_timeout,
+    read_timeout_before_headers,
+    closed_before_headers,
+    stalled_mid_stream,
+    closed_mid_stream,
+    transport,
+    http_status,
+    error_event,
+    malformed_chunk,
+    no_done,
+    no_tokens,
+    python_exception,
+};
+
+enum class FaultRequest { setup, warm, measured };
+
+enum class FaultStage { setup, connect, send, headers, stream, generate };
+
+namespace detail {
+
+template <class E>
+struct EnumName {
+    E value;
+    const char* name;
+};
+
+template <class E, std::size_t N>
+const char* enum_name(const EnumName<E> (&names)[N], E value) {
+    for (const auto& n : names)
+        if (n.value == value) return n.name;
+    return "unknown";
+}
+
+template <class E, std::size_t N>
+std::optional<E> enum_from_name(const EnumName<E> (&names)[N], const std::string& name) {
+    for (const auto& n : names)
+        if (name == n.name) return n.value;
+    return std::nullopt;
+}
+
+inline constexpr EnumName<FaultKind> fault_kind_names[] = {
+    {FaultKind::connection_refused, "connection_refused"},
+    {FaultKind::connect_timeout, "connect_timeout"},
+    {FaultKind::read_timeout_before_headers, "read_timeout_before_headers"},
+    {FaultKind::closed_before_headers, "closed_before_headers"},
+    {FaultKind::stalled_mid_stream, "stalled_mid_stream"},
+    {FaultKind::closed_mid_stream, "closed_mid_stream"},
+    {FaultKind::transport, "transport"},
+    {FaultKind::http_status, "http_status"},
+    {FaultKind::error_event, "error_event"},
+    {FaultKind::malformed_chunk, "malformed_chunk"},
+    {FaultKind::no_done, "no_done"},
+    {FaultKind::no_tokens, "no_tokens"},
+    {FaultKind::python_exception, "python_exception"},
+};
+inline constexpr EnumName<FaultRequest> fault_request_names[] = {
+    {FaultRequest::setup, "setup"}, {FaultRequest::warm, "warm"}, {FaultRequest::measured, "measured"}};
+inline constexpr EnumName<FaultStage> fault_stage_names[] = {
+    {FaultStage::setup, "setup"},     {FaultStage::connect, "connect"}, {FaultStage::send, "send"},
+    {FaultStage::headers, "headers"}, {FaultStage::stream, "stream"},   {FaultStage::generate, "generate"}};
+
+}  // namespace detail
+
+inline const char* to_string(FaultKind k) { return detail::enum_name(detail::fault_kind_names, k); }
+inline const char* to_string(FaultRequest r) { return detail::enum_name(detail::fault_request_names, r); }
+inline const char* to_string(FaultStage s) { return detail::enum_name(detail::fault_stage_names, s); }
+inline std::optional<FaultKind> fault_kind_from_string(const std::string& s) {
+    return detail::enum_from_name(detail::fault_kind_names, s);
+}
+inline std::optional<FaultRequest> fault_request_from_string(const std::string& s) {
+    return detail::enum_from_name(detail::fault_request_names, s);
+}
+inline std::optional<FaultStage> fault_stage_from_string(const std::string& s) {
+    return detail::enum_from_name(detail::fault_stage_names, s);
+}
+
 struct Fault {
-    std::string kind;     // stable name, e.g. "connection_refused", "http_status"
-    int trial = -1;
-    std::string request;  // "warm" | "measured" | "setup"
-    std::string stage;    // "connect", "headers", "stream", ...
+    FaultKind kind = FaultKind::transport;
+    FaultStage stage = FaultStage::setup;
     std::string message;  // human-readable, includes the server's own words
+    // Set by the protocol: the trial's number (1-based, as people count; 0 = before any trial)
+    // and which of its requests.
+    int trial = 0;
+    FaultRequest request = FaultRequest::setup;
 };
 
 struct PhaseResult {
-    std::string phase;  // "phase1_http_api" | "phase2_python_api"
-    std::string model;
-    std::string timestamp;  // ISO 8601 UTC, when the run started
+    PhaseDescriptor phase;
+    Settings settings;             // as the run used them; settings.seed is the seed drawn
+    bool sizes_estimated = false;  // true when the model's tokenizer could not be asked
+    std::string timestamp;         // ISO 8601 UTC, when the run started
     std::string git_revision;
-    PhaseConfig config;
     EngineInfo engine;
     std::vector<Trial> trials;  // every trial, warmups included, in run order
     ArmStats hit_stats, miss_stats;

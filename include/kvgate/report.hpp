@@ -1,36 +1,62 @@
-// `kvgate report`: results_phase1.json / results_phase2.json in, the seed's two figures (with their
-// gnuplot scripts and data) and summary.md out. Every input is read and validated, and every output
-// drawn, before any output replaces an existing file.
+// `kvgate report`: an experiment's results files in, its figures (with their gnuplot scripts and
+// data) and summary.md out, for whichever phases have results. Every input is read and validated,
+// and every output drawn, before any output replaces an existing file.
 #pragma once
 
-#include <array>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "kvgate/experiment.hpp"
 #include "kvgate/records.hpp"
-#include "kvgate/report_json.hpp"
+#include "kvgate/report_files.hpp"
 #include "kvgate/report_markdown.hpp"
 #include "kvgate/report_plot.hpp"
+#include "kvgate/results_json.hpp"
 
 namespace kvgate {
 
-inline constexpr std::array<const char*, 2> results_file_names = {"results_phase1.json", "results_phase2.json"};
 inline constexpr const char* summary_file_name = "summary.md";
 
-inline void write_reports(const std::filesystem::path& in_dir, const std::filesystem::path& out_dir) {
+// The files write_reports() writes for an experiment, by name.
+inline std::vector<std::string> report_file_names(const Experiment& e) {
+    std::vector<std::string> names;
+    for (const std::string& figure : {results_figure_name(e), phase_comparison_figure_name(e)})
+        for (const char* ext : {".png", ".gp", ".dat"}) names.push_back(figure + ext);
+    names.push_back(summary_file_name);
+    return names;
+}
+
+// Removes the experiment's results files and reports from `dir`, so that a report drawn after this
+// run shows only what this run wrote (a skipped phase must not show an earlier run's verdict).
+inline std::vector<std::string> clear_results(const std::filesystem::path& dir, const Experiment& e = default_experiment()) {
+    std::vector<std::string> removed;
+    std::vector<std::string> names = report_file_names(e);
+    for (const auto& p : e.phases) names.push_back(p.results_file);
+    for (const auto& name : names) {
+        std::error_code ec;
+        if (std::filesystem::remove(dir / name, ec)) removed.push_back(name);
+        if (ec) throw ReportError((dir / name).string() + ": cannot remove: " + ec.message());
+    }
+    return removed;
+}
+
+inline void write_reports(const std::filesystem::path& in_dir, const std::filesystem::path& out_dir,
+                          const Experiment& experiment = default_experiment()) {
     std::vector<PhaseResult> phases;
-    for (const char* name : results_file_names) {
-        std::filesystem::path file = in_dir / name;
+    std::string expected;
+    for (const auto& phase : experiment.phases) {
+        const std::filesystem::path file = results_path(in_dir, phase);
+        expected += (expected.empty() ? "" : ", ") + phase.results_file;
         std::error_code ec;
         // A file that is there but unreadable is read anyway, so its error is reported.
-        if (std::filesystem::exists(file, ec) || ec) phases.push_back(read_results_file(file));
+        if (std::filesystem::exists(file, ec) || ec) phases.push_back(read_results_file(file, &phase));
     }
     if (phases.empty())
-        throw ReportError(in_dir.string() + ": neither " + results_file_names[0] + " nor " + results_file_names[1] +
-                          " is here — run phase 1 and/or phase 2 first, or point the report at their directory");
+        throw ReportError(in_dir.string() + ": none of " + expected +
+                          " is here — run a phase first, or point the report at the directory it wrote to");
 
-    const std::vector<Figure> figures = {results_figure(phases), phase_comparison_figure(phases)};
+    const std::vector<Figure> figures = {results_figure(experiment, phases), phase_comparison_figure(experiment, phases)};
     std::vector<std::string> images;
     for (const auto& f : figures) images.push_back(f.name + ".png");
     const std::string summary = summary_markdown(phases, images);

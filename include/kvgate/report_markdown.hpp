@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "kvgate/records.hpp"
-#include "kvgate/report_json.hpp"
+#include "kvgate/report_labels.hpp"
 
 namespace kvgate {
 
@@ -69,11 +69,12 @@ inline std::string md_evidence(const PhaseResult& r) {
     return s.str();
 }
 
-inline void md_phase(std::ostringstream& s, const PhaseResult& r, std::size_t position) {
+inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
     const Verdict& v = r.verdict;
     const ArmStats& hit = r.hit_stats;
     const ArmStats& miss = r.miss_stats;
-    s << "## " << phase_title(r, position) << " (" << md_code(r.phase) << ")\n\n"
+    s << "## " << r.phase.title << " (" << md_code(r.phase.seed_key) << ", " << md_code(r.phase.results_file)
+      << ")\n\n"
       << "**" << md_outcome(v.outcome) << "**" << (v.reason.empty() ? "" : " — " + md_line(v.reason)) << "\n\n";
     if (!v.fix.empty()) s << "**Fix:** " << md_line(v.fix) << "\n\n";
     if (!r.complete) s << "**Incomplete run:** a fault stopped it before every trial was measured.\n\n";
@@ -96,7 +97,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r, std::size_t po
       << format_fixed(v.ratio_low, 3) << ", " << format_fixed(v.ratio_high, 3) << "]"
       << (v.method.empty() ? "" : " (" + md_line(v.method) + ")") << "\n"
       << "- **Threshold:** a miss must be at least " << format_fixed(v.threshold_pct, 1)
-      << "% slower (ratio ≥ " << format_fixed(1 + v.threshold_pct / 100, 3) << ")\n"
+      << "% slower (ratio ≥ " << format_fixed(threshold_ratio(v.threshold_pct), 3) << ")\n"
       << "- **TTFT degradation** (mean miss vs mean hit, the seed's ttft_degradation_pct): " << signed_pct(r.ttft_degradation_pct)
       << "\n"
       << "- **Cache evidence:** " << md_evidence(r) << "\n"
@@ -105,20 +106,20 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r, std::size_t po
       << (r.engine.url.empty() ? "" : " at " + md_code(r.engine.url)) << ", block size "
       << (r.engine.block_size > 0 ? std::to_string(r.engine.block_size) : std::string("unknown"))
       << ", prefix caching " << (r.engine.prefix_caching ? "on" : "off") << "\n"
-      << "- **Model:** " << md_code(r.model) << "\n"
-      << "- **Sizes (tokens):** A " << r.config.context_size_a << ", B " << r.config.context_size_b << ", Q "
-      << r.config.query_size << ", output ≤ " << r.config.max_output_tokens
-      << (r.config.sizes_estimated ? " (estimated: the tokenizer could not be asked)" : "") << "\n"
+      << "- **Model:** " << md_code(r.settings.model) << "\n"
+      << "- **Sizes (tokens):** A " << r.settings.context_a_tokens << ", B " << r.settings.context_b_tokens << ", Q "
+      << r.settings.query_tokens << ", output ≤ " << r.settings.max_output_tokens
+      << (r.sizes_estimated ? " (estimated: the tokenizer could not be asked)" : "") << "\n"
       << "- **Run:** started " << (r.timestamp.empty() ? std::string("at an unrecorded time") : md_line(r.timestamp))
       << ", " << format_fixed(r.wall_time_s, 1) << " s, "
-      << r.config.num_trials << " trials per arm + " << r.config.warmup_trials << " warm-up, seed " << r.config.seed
+      << r.settings.trials << " trials per arm + " << r.settings.warmup << " warm-up, seed " << r.settings.seed
       << ", git revision " << (r.git_revision.empty() ? std::string("unknown") : md_code(r.git_revision)) << "\n";
     if (r.fault) {
         const Fault& f = *r.fault;
-        s << "- **Fault:** " << md_code(f.kind) << " in "
-          << (f.trial >= 0 ? "trial " + std::to_string(f.trial) + ", " + md_line(f.request) + " request"
+        s << "- **Fault:** " << md_code(to_string(f.kind)) << " in "
+          << (f.trial >= 1 ? "trial " + std::to_string(f.trial) + ", " + to_string(f.request) + " request"
                            : std::string("setup, before any trial"))
-          << ", stage " << md_line(f.stage) << "\n\n"
+          << ", stage " << to_string(f.stage) << "\n\n"
           << md_fence(f.message, 3) << "text\n" << f.message << "\n" << md_fence(f.message, 3) << "\n";
     }
     s << "\n";
@@ -132,7 +133,7 @@ inline std::string summary_markdown(const std::vector<PhaseResult>& phases,
     std::ostringstream s;
     s << "# kvgate: prefix-cache invalidation cost\n\n";
     if (phases.empty()) s << "No phase results.\n\n";
-    for (std::size_t i = 0; i < phases.size(); ++i) report_detail::md_phase(s, phases[i], i);
+    for (const auto& phase : phases) report_detail::md_phase(s, phase);
     if (!figure_files.empty()) {
         s << "## Figures\n\n";
         for (const auto& f : figure_files)

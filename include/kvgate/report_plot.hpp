@@ -1,4 +1,4 @@
-// The seed's two figures, drawn by gnuplot from a script and a data file that stay beside the PNG,
+// The seed's two figures for an experiment's phases, drawn by gnuplot from a script and a data file that stay beside the PNG,
 // so `gnuplot <name>.gp` in that directory re-draws it. Script and data text are pure functions;
 // only stage_figure()/render_figure() touch the disk or run gnuplot.
 #pragma once
@@ -18,13 +18,15 @@
 
 #include <gnuplot-iostream.h>
 
+#include "kvgate/experiment.hpp"
 #include "kvgate/records.hpp"
-#include "kvgate/report_json.hpp"
+#include "kvgate/report_files.hpp"
+#include "kvgate/report_labels.hpp"
 
 namespace kvgate {
 
-inline constexpr const char* results_figure_name = "experiment1_results";
-inline constexpr const char* phase_comparison_figure_name = "experiment1_phase_comparison";
+inline std::string results_figure_name(const Experiment& e) { return e.id + "_results"; }
+inline std::string phase_comparison_figure_name(const Experiment& e) { return e.id + "_phase_comparison"; }
 
 // What gnuplot needs to draw one figure.
 struct Figure {
@@ -71,13 +73,14 @@ inline std::string signed_ms(double v) {
 inline std::string models_title(const std::vector<PhaseResult>& phases) {
     std::string out;
     for (const auto& p : phases)
-        if (out.find(p.model) == std::string::npos) out += (out.empty() ? "" : " / ") + p.model;
+        if (out.find(p.settings.model) == std::string::npos) out += (out.empty() ? "" : " / ") + p.settings.model;
     return out;
 }
 
 inline std::string only_note(const std::vector<PhaseResult>& phases) {
     if (phases.size() != 1) return "";
-    return " (only " + phase_title(phases[0], 0).substr(0, phase_title(phases[0], 0).find(':')) + " results exist)";
+    const std::string& title = phases[0].phase.title;
+    return " (only " + title.substr(0, title.find(':')) + " results exist)";
 }
 
 // Shared head of both scripts: where data and output are, and the look.
@@ -118,22 +121,22 @@ inline void measured_trial_rows(std::ostringstream& out, const PhaseResult& r) {
 
 }  // namespace report_detail
 
-// Data for the results grid. Per phase k (P1, P2): blocks [Pk-hit] and [Pk-miss] with one summary
-// row each, and [Pk-trials] with one row per measured trial.
-inline std::string results_data(const std::vector<PhaseResult>& phases) {
+// Data for the results grid. Per phase with label L (P1, P2...): blocks [L-hit] and [L-miss] with one
+// summary row each, and [L-trials] with one row per measured trial.
+inline std::string results_data(const Experiment& experiment, const std::vector<PhaseResult>& phases) {
     using report_detail::dat_number;
     std::ostringstream out;
-    out << "# kvgate data for " << results_figure_name << ".gp. TTFT in ms, throughput in completion tokens/s.\n"
+    out << "# kvgate data for " << results_figure_name(experiment) << ".gp. TTFT in ms, throughput in completion tokens/s.\n"
         << "# Statistics and trials are the measured trials only (warm-up trials excluded).\n"
         << "# Summary blocks, columns: x ttft_median ttft_stdev throughput_median throughput_stdev n ttft_mean "
            "throughput_mean ttft_label_y ttft_label throughput_label_y throughput_label\n"
         << "# Trial blocks, columns: x ttft_ms throughput trial_index arm(0=hit,1=miss)\n";
     for (std::size_t i = 0; i < phases.size(); ++i) {
         const PhaseResult& r = phases[i];
-        const std::string label = phase_label(r, i);
+        const std::string& label = r.phase.label;
         for (Arm arm : {Arm::hit, Arm::miss}) {
             const ArmStats& s = arm == Arm::hit ? r.hit_stats : r.miss_stats;
-            out << "\n\n# [" << label << (arm == Arm::hit ? "-hit]" : "-miss]") << " " << phase_title(r, i) << ", "
+            out << "\n\n# [" << label << (arm == Arm::hit ? "-hit]" : "-miss]") << " " << r.phase.title << ", "
                 << to_string(arm) << "\n"
                 << (arm == Arm::hit ? "0" : "1") << " " << dat_number(s.ttft_median) << " "
                 << dat_number(s.ttft_stdev) << " " << dat_number(s.throughput_median) << " "
@@ -143,7 +146,7 @@ inline std::string results_data(const std::vector<PhaseResult>& phases) {
                 << report_detail::dat_label(s.ttft_median, s.ttft_median / 2, " ms") << " "
                 << report_detail::dat_label(s.throughput_median, s.throughput_median / 2, " tok/s") << "\n";
         }
-        out << "\n\n# [" << label << "-trials] " << phase_title(r, i) << ", measured trials\n";
+        out << "\n\n# [" << label << "-trials] " << r.phase.title << ", measured trials\n";
         report_detail::measured_trial_rows(out, r);
     }
     return out.str();
@@ -175,21 +178,20 @@ inline void panel_plot(std::ostringstream& s, const std::string& block, const Pa
 }  // namespace report_detail
 
 // The seed's grid: one row per phase, TTFT and throughput side by side.
-inline std::string results_script(const std::vector<PhaseResult>& phases) {
+inline std::string results_script(const Experiment& experiment, const std::vector<PhaseResult>& phases) {
     using namespace report_detail;
-    const std::string name = results_figure_name;
+    const std::string name = results_figure_name(experiment);
     const int rows = static_cast<int>(phases.size());
     std::ostringstream s;
     s << script_preamble(name, "TTFT and throughput, cache hit vs cache miss, per phase", 1400, 140 + 480 * rows)
       << "set multiplot layout " << rows << ",2 title "
-      << gp_quote("Prefix-cache invalidation cost \u2014 model " + models_title(phases) + only_note(phases) +
+      << gp_quote(experiment.title + " \u2014 model " + models_title(phases) + only_note(phases) +
                   "\nbars: median of measured trials \u00b7 error bars: \u00b11 stdev \u00b7 dots: single trials")
       << " font \",14\"\n";
-    for (std::size_t i = 0; i < phases.size(); ++i) {
-        const PhaseResult& r = phases[i];
-        const std::string block = "[" + phase_label(r, i);
-        const std::string row_title = phase_title(r, i) + " \u00b7 " + engine_title(r.engine);
-        s << "\n# " << phase_title(r, i) << "\n"
+    for (const PhaseResult& r : phases) {
+        const std::string block = "[" + r.phase.label;
+        const std::string row_title = r.phase.title + " \u00b7 " + engine_title(r.engine);
+        s << "\n# " << r.phase.title << "\n"
           << "set xtics (" << gp_quote("cache hit [A,B,Q], n=" + std::to_string(r.hit_stats.n)) << " 0, "
           << gp_quote("cache miss [B,Q], n=" + std::to_string(r.miss_stats.n)) << " 1)\n";
         if (r.hit_stats.n + r.miss_stats.n == 0)
@@ -212,10 +214,10 @@ inline std::string results_script(const std::vector<PhaseResult>& phases) {
 }
 
 // Data for the comparison: blocks [hit] and [miss], one row per phase.
-inline std::string phase_comparison_data(const std::vector<PhaseResult>& phases) {
+inline std::string phase_comparison_data(const Experiment& experiment, const std::vector<PhaseResult>& phases) {
     using report_detail::dat_number;
     std::ostringstream out;
-    out << "# kvgate data for " << phase_comparison_figure_name << ".gp. TTFT in ms, measured trials only.\n"
+    out << "# kvgate data for " << phase_comparison_figure_name(experiment) << ".gp. TTFT in ms, measured trials only.\n"
         << "# Columns: x ttft_median ttft_stdev n ttft_mean condition label_y label\n";
     for (Arm arm : {Arm::hit, Arm::miss}) {
         out << "\n\n# [" << (arm == Arm::hit ? "hit" : "miss") << "] " << to_string(arm) << " per phase\n";
@@ -223,7 +225,7 @@ inline std::string phase_comparison_data(const std::vector<PhaseResult>& phases)
             const ArmStats& s = arm == Arm::hit ? phases[i].hit_stats : phases[i].miss_stats;
             const double x = 2.5 * static_cast<double>(i) + (arm == Arm::hit ? 0 : 1);
             out << dat_number(x) << " " << dat_number(s.ttft_median) << " " << dat_number(s.ttft_stdev) << " " << s.n
-                << " " << dat_number(s.ttft_mean) << " \"" << phase_label(phases[i], i)
+                << " " << dat_number(s.ttft_mean) << " \"" << phases[i].phase.label
                 << (arm == Arm::hit ? "-hit" : "-miss") << "\" "
                 << report_detail::dat_label(s.ttft_median, s.ttft_median + s.ttft_stdev, " ms") << "\n";
         }
@@ -231,20 +233,33 @@ inline std::string phase_comparison_data(const std::vector<PhaseResult>& phases)
     return out.str();
 }
 
-// Grouped bars P1-hit, P1-miss, P2-hit, P2-miss; the HTTP overhead is phase 1 minus phase 2 per arm.
-inline std::string phase_comparison_script(const std::vector<PhaseResult>& phases) {
-    using namespace report_detail;
-    const std::string name = phase_comparison_figure_name;
-    std::string overhead = "HTTP overhead (phase 1 \u2212 phase 2) needs results of both phases";
-    if (phases.size() == 2) {
-        const PhaseResult& http = phases[0];
-        const PhaseResult& direct = phases[1];
-        overhead = "HTTP overhead (" + phase_label(http, 0) + " \u2212 " + phase_label(direct, 1) +
-                   ", median TTFT): cache hit " + signed_ms(http.hit_stats.ttft_median - direct.hit_stats.ttft_median) +
-                   " \u00b7 cache miss " + signed_ms(http.miss_stats.ttft_median - direct.miss_stats.ttft_median);
+namespace report_detail {
+
+// The transport's overhead for each phase whose in-process counterpart has results too.
+inline std::string overhead_note(const std::vector<PhaseResult>& phases) {
+    std::string note;
+    for (const auto& served : phases) {
+        if (served.phase.overhead_against.empty()) continue;
+        for (const auto& direct : phases)
+            if (direct.phase.name == served.phase.overhead_against)
+                note += std::string(note.empty() ? "" : "\n") + "HTTP overhead (" + served.phase.label + " \u2212 " +
+                        direct.phase.label + ", median TTFT): cache hit " +
+                        signed_ms(served.hit_stats.ttft_median - direct.hit_stats.ttft_median) + " \u00b7 cache miss " +
+                        signed_ms(served.miss_stats.ttft_median - direct.miss_stats.ttft_median);
     }
+    return note.empty() ? "HTTP overhead needs results of a served phase and its in-process counterpart" : note;
+}
+
+}  // namespace report_detail
+
+// Grouped bars, a hit and a miss bar per phase; the HTTP overhead of each served phase against its
+// in-process counterpart, where both have results.
+inline std::string phase_comparison_script(const Experiment& experiment, const std::vector<PhaseResult>& phases) {
+    using namespace report_detail;
+    const std::string name = phase_comparison_figure_name(experiment);
+    const std::string overhead = overhead_note(phases);
     std::ostringstream s;
-    s << script_preamble(name, "TTFT of every condition, both phases", 1000, 700) << "set title "
+    s << script_preamble(name, "TTFT of every condition, every phase", 1000, 700) << "set title "
       << gp_quote("TTFT by condition \u2014 median of measured trials, error bars \u00b11 stdev" + only_note(phases) +
                   "\nmodel " + models_title(phases))
       << " font \",13\"\n"
@@ -252,7 +267,7 @@ inline std::string phase_comparison_script(const std::vector<PhaseResult>& phase
       << "# Each pair of bars is one phase: its name goes under the pair, below the condition names.\n"
       << "set bmargin 9\n";
     for (std::size_t i = 0; i < phases.size(); ++i)
-        s << "set label " << i + 2 << " " << gp_quote(phase_title(phases[i], i) + "\n" + engine_title(phases[i].engine))
+        s << "set label " << i + 2 << " " << gp_quote(phases[i].phase.title + "\n" + engine_title(phases[i].engine))
           << " at first " << format_fixed(2.5 * static_cast<double>(i) + 0.5, 2) << ", graph -0.1 center\n";
     s << "set label 1 " << gp_quote(overhead) << " at graph 0.5, graph 0.94 center front font \",12\"\n"
       << "plot datafile index \"[hit]\" using 1:2:3:xtic(6) with boxerrorbars lc rgb " << gp_quote(hit_colour)
@@ -266,12 +281,12 @@ inline std::string phase_comparison_script(const std::vector<PhaseResult>& phase
 }
 
 
-inline Figure results_figure(const std::vector<PhaseResult>& phases) {
-    return {results_figure_name, results_data(phases), results_script(phases)};
+inline Figure results_figure(const Experiment& e, const std::vector<PhaseResult>& phases) {
+    return {results_figure_name(e), results_data(e, phases), results_script(e, phases)};
 }
 
-inline Figure phase_comparison_figure(const std::vector<PhaseResult>& phases) {
-    return {phase_comparison_figure_name, phase_comparison_data(phases), phase_comparison_script(phases)};
+inline Figure phase_comparison_figure(const Experiment& e, const std::vector<PhaseResult>& phases) {
+    return {phase_comparison_figure_name(e), phase_comparison_data(e, phases), phase_comparison_script(e, phases)};
 }
 
 namespace report_detail {

@@ -1,6 +1,7 @@
 // Every knob in one table: CMake cache variable = environment variable = CLI flag.
 // A CMake cache variable KVGATE_X reaches the tests as the environment variable KVGATE_X; the CLI
 // flag --x overrides both. Bad values are misuse: std::invalid_argument naming the knob and the fix.
+// Each default lives here once, in Settings' member initialisers.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "experiment.hpp"
+
 namespace kvgate {
 
 struct Settings {
-    std::string url;    // http://host:port of an OpenAI-compatible server (phase 1)
-    std::string model;  // model name as the server knows it, or a path (phase 2)
+    EngineKind engine = EngineKind::vllm_http;
+    std::string url;    // http://host:port of an OpenAI-compatible server (served engines)
+    std::string model;  // model name as the server knows it, or a path (in-process engines)
     std::string api_key_env = "KVGATE_API_KEY";
     std::string endpoint = "chat";  // "chat" | "completions"
     int trials = 10;
@@ -29,8 +33,17 @@ struct Settings {
     double connect_timeout_s = 5;
     double read_timeout_s = 120;
     std::uint64_t seed = 0;  // 0: a fresh seed per run, so no run is served from an earlier run's cache
+    // Relative paths are taken from the working directory; the CLI is run from the repository root
+    // and CTest runs the gpu tests and the report step there too.
     std::string out = "reports";
+    std::string venv = ".venv";
+    std::string dtype;  // "": the engine's choice
+    bool dummy_weights = false;
+    bool prefix_caching = true;
 };
+
+// The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
+inline double threshold_ratio(double threshold_pct) { return 1 + threshold_pct / 100; }
 
 struct SettingSpec {
     std::string key;   // CMake cache variable and environment variable
@@ -38,6 +51,7 @@ struct SettingSpec {
     std::string help;
     std::function<void(Settings&, const std::string&)> set;
     std::function<std::string(const Settings&)> get;
+    bool is_switch = false;  // on/off: `--flag` alone turns it on, `--no-flag` off
 };
 
 namespace detail {
@@ -56,6 +70,19 @@ inline long long parse_int(const std::string& name, const std::string& v, long l
     return x;
 }
 
+inline std::uint64_t parse_uint64(const std::string& name, const std::string& v) {
+    std::size_t used = 0;
+    unsigned long long x = 0;
+    try {
+        if (!v.empty() && v[0] >= '0' && v[0] <= '9') x = std::stoull(v, &used);  // stoull accepts "-1"
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != v.size() || v.empty())
+        throw std::invalid_argument(name + ": '" + v + "' is not a whole number in [0, 18446744073709551615]");
+    return x;
+}
+
 inline double parse_double(const std::string& name, const std::string& v, double lo, double hi) {
     std::size_t used = 0;
     double x = 0;
@@ -68,6 +95,14 @@ inline double parse_double(const std::string& name, const std::string& v, double
         throw std::invalid_argument(name + ": '" + v + "' is not a number in [" + std::to_string(lo) + ", " +
                                     std::to_string(hi) + "]");
     return x;
+}
+
+inline bool parse_bool(const std::string& name, const std::string& v) {
+    for (const char* yes : {"1", "ON", "on", "true", "TRUE", "yes"})
+        if (v == yes) return true;
+    for (const char* no : {"0", "OFF", "off", "false", "FALSE", "no"})
+        if (v == no) return false;
+    throw std::invalid_argument(name + ": '" + v + "' is neither on (1, ON, true, yes) nor off (0, OFF, false, no)");
 }
 
 inline SettingSpec int_knob(std::string key, std::string flag, std::string help, int Settings::*field, long long lo,
@@ -93,14 +128,41 @@ inline SettingSpec string_knob(std::string key, std::string flag, std::string he
             [=](const Settings& s) { return s.*field; }};
 }
 
+inline SettingSpec switch_knob(std::string key, std::string flag, std::string help, bool Settings::*field) {
+    return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { s.*field = parse_bool(key, v); },
+            [=](const Settings& s) { return std::string(s.*field ? "ON" : "OFF"); }, true};
+}
+
 }  // namespace detail
+
+// An http(s)://host[:port] server root. A trailing slash is dropped; a path is refused, because
+// kvgate appends /v1/..., /tokenize and /metrics itself and a path would only fail later as
+// connection or HTTP errors far from the cause.
+inline std::string checked_url(const std::string& url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
+        throw std::invalid_argument("KVGATE_URL: '" + url + "' must start with http:// or https://");
+    std::string out = url;
+    while (out.size() > scheme + 3 && out.back() == '/') out.pop_back();
+    if (const auto slash = out.find('/', scheme + 3); slash != std::string::npos)
+        throw std::invalid_argument("KVGATE_URL: '" + url + "' has a path ('" + out.substr(slash) +
+                                    "'); give the server's root, e.g. '" + out.substr(0, slash) +
+                                    "': kvgate adds /v1/chat/completions, /tokenize and /metrics itself");
+    if (out.size() == scheme + 3) throw std::invalid_argument("KVGATE_URL: '" + url + "' names no host");
+    return out;
+}
 
 inline const std::vector<SettingSpec>& setting_table() {
     using namespace detail;
     static const std::vector<SettingSpec> table = {
-        string_knob("KVGATE_URL", "--url", "OpenAI-compatible server to measure; empty: the test fixture's engine",
-                    &Settings::url),
-        string_knob("KVGATE_MODEL", "--model", "model name the server serves (phase 1) or model path (phase 2)",
+        {"KVGATE_ENGINE", "--engine", "engine kind to measure (CLI measure): " + engine_kind_list(),
+         [](Settings& s, const std::string& v) { s.engine = engine_kind_from_string(v); },
+         [](const Settings& s) { return std::string(to_string(s.engine)); }},
+        {"KVGATE_URL", "--url",
+         "OpenAI-compatible server to measure (http://host:port, no path); empty: the test fixture's engine",
+         [](Settings& s, const std::string& v) { s.url = v.empty() ? v : checked_url(v); },
+         [](const Settings& s) { return s.url; }},
+        string_knob("KVGATE_MODEL", "--model", "model name the server serves, or model path (in-process engines)",
                     &Settings::model),
         string_knob("KVGATE_API_KEY_ENV", "--api-key-env",
                     "name of the environment variable holding the API key (the key itself is never logged)",
@@ -124,8 +186,8 @@ inline const std::vector<SettingSpec>& setting_table() {
         int_knob("KVGATE_QUERY_TOKENS", "--query-tokens", "size of the query Q, in tokens", &Settings::query_tokens, 4,
                  1 << 20),
         int_knob("KVGATE_MAX_OUTPUT_TOKENS", "--max-output-tokens",
-                 "tokens generated by the measured query (phase 1; EOS ignored)", &Settings::max_output_tokens, 1,
-                 1 << 20),
+                 "tokens generated by the measured query (EOS ignored; in-process engines generate 1)",
+                 &Settings::max_output_tokens, 1, 1 << 20),
         double_knob("KVGATE_THRESHOLD_PCT", "--threshold-pct",
                     "least TTFT degradation (miss vs hit, %) the cache must be shown to save", &Settings::threshold_pct,
                     0, 1e6),
@@ -136,32 +198,38 @@ inline const std::vector<SettingSpec>& setting_table() {
         double_knob("KVGATE_READ_TIMEOUT_S", "--read-timeout-s",
                     "deadline for the next byte of a response (before headers and mid-stream)",
                     &Settings::read_timeout_s, 0.01, 3600),
-        {"KVGATE_SEED", "--seed", "content seed; 0 draws a fresh one per run (recorded in the report)",
-         [](Settings& s, const std::string& v) {
-             s.seed = static_cast<std::uint64_t>(detail::parse_int("KVGATE_SEED", v, 0, (1LL << 62)));
-         },
+        {"KVGATE_SEED", "--seed", "content seed (any 64-bit value); 0 draws a fresh one per run (recorded in the report)",
+         [](Settings& s, const std::string& v) { s.seed = detail::parse_uint64("KVGATE_SEED", v); },
          [](const Settings& s) { return std::to_string(s.seed); }},
-        string_knob("KVGATE_OUT", "--out", "directory (tests) or file (CLI measure) the results JSON goes to",
+        string_knob("KVGATE_OUT", "--out",
+                    "directory the results files (results_<phase>.json) and the reports go to, for the CLI and the "
+                    "tests alike",
                     &Settings::out),
+        string_knob("KVGATE_VENV", "--venv",
+                    "Python virtual environment with vLLM: runs the test fixtures' server and the in-process engine",
+                    &Settings::venv),
+        string_knob("KVGATE_DTYPE", "--dtype", "weight dtype for an in-process engine (float32, bfloat16...); empty: "
+                                               "float32 without a GPU, else the engine's choice",
+                    &Settings::dtype),
+        switch_knob("KVGATE_DUMMY_WEIGHTS", "--dummy-weights",
+                    "in-process engine: random weights (vLLM --load-format dummy), same compute",
+                    &Settings::dummy_weights),
+        switch_knob("KVGATE_PREFIX_CACHING", "--prefix-caching",
+                    "in-process engine: prefix caching on (--no-prefix-caching: the negative control)",
+                    &Settings::prefix_caching),
     };
     return table;
-}
-
-// Checks that hold across knobs.
-inline void validate(const Settings& s) {
-    if (!s.url.empty() && s.url.rfind("http://", 0) != 0 && s.url.rfind("https://", 0) != 0)
-        throw std::invalid_argument("KVGATE_URL: '" + s.url + "' must start with http:// or https://");
 }
 
 // Defaults, then environment variables.
 inline Settings settings_from_env(Settings s = {}) {
     for (const auto& spec : setting_table())
         if (const char* v = std::getenv(spec.key.c_str()); v && *v) spec.set(s, v);
-    validate(s);
     return s;
 }
 
-// Applies `--flag value` / `--flag=value` pairs; anything it does not know is returned for the caller.
+// Applies `--flag value` / `--flag=value` (switches: `--flag`, `--no-flag`, `--flag=ON|OFF`);
+// anything it does not know is returned for the caller.
 inline std::vector<std::string> apply_flags(Settings& s, const std::vector<std::string>& args) {
     std::vector<std::string> rest;
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -173,20 +241,37 @@ inline std::vector<std::string> apply_flags(Settings& s, const std::vector<std::
             has_value = true;
         }
         const SettingSpec* spec = nullptr;
-        for (const auto& candidate : setting_table())
+        bool negated = false;
+        for (const auto& candidate : setting_table()) {
             if (candidate.flag == arg) spec = &candidate;
+            if (candidate.is_switch && "--no-" + candidate.flag.substr(2) == arg) spec = &candidate, negated = true;
+        }
         if (!spec) {
             rest.push_back(args[i]);
             continue;
         }
-        if (!has_value) {
+        if (negated && has_value) throw std::invalid_argument(arg + " takes no value");
+        if (spec->is_switch && !has_value) {
+            value = negated ? "OFF" : "ON";
+        } else if (!has_value) {
             if (i + 1 >= args.size()) throw std::invalid_argument(arg + " needs a value (" + spec->help + ")");
             value = args[++i];
         }
         spec->set(s, value);
     }
-    validate(s);
     return rest;
+}
+
+// The table as Markdown: `kvgate settings` prints it and README.md carries it (a unit test compares).
+inline std::string settings_markdown() {
+    const Settings defaults;
+    std::string out = "| CMake / environment variable | CLI flag | default | meaning |\n|---|---|---|---|\n";
+    for (const auto& spec : setting_table()) {
+        const std::string d = spec.get(defaults);
+        out += "| `" + spec.key + "` | `" + spec.flag + "` | " + (d.empty() ? "(empty)" : "`" + d + "`") + " | " +
+               spec.help + " |\n";
+    }
+    return out;
 }
 
 }  // namespace kvgate

@@ -100,7 +100,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                  : counters               ? "Prometheus counters only"
                                           : "timing only: the server reported no cache evidence";
 
-    const double bar = 1 + threshold_pct / 100;
+    const double bar = threshold_ratio(threshold_pct);
     const std::string interval =
         detail::fmt("miss/hit TTFT ratio %.3f, %.0f%% interval [%.3f, %.3f]", ci.ratio, confidence * 100, ci.low,
                     ci.high) +
@@ -108,7 +108,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
 
     if (r.fault) {
         v.outcome = Outcome::error;
-        v.reason = "the run stopped at a fault (" + r.fault->kind + "): " + r.fault->message;
+        v.reason = "the run stopped at a fault (" + std::string(to_string(r.fault->kind)) + "): " + r.fault->message;
         v.fix = "fix the cause above and re-run; the trials completed before the fault are kept in the report";
         return;
     }

@@ -1,0 +1,46 @@
+// What an OpenAI-compatible server adds to the common API, behind one seam: its name and version,
+// how it counts a prompt's tokens, where its prefix-cache counters are, how to ask for a fixed
+// output length, and what it says about a request beyond `usage`. HttpEngine speaks the common
+// API (streamed completions, usage, errors); a dialect supplies the rest. A new server needs its
+// own dialect header and one factory entry (engines.hpp).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "evidence.hpp"
+
+namespace kvgate {
+
+// A request on the side connection (never the timed one). status 0: no answer at all.
+struct SideReply {
+    int status = 0;
+    std::string body;
+};
+using SideRequest = std::function<SideReply(const std::string& method, const std::string& path, const std::string& body)>;
+
+// The server's own account of one request, from its stream's chunks.
+struct EngineAccount {
+    std::optional<double> ttft_ms;     // its own first-token (or prompt-processing) time
+    std::optional<int> cached_tokens;  // where `usage` does not carry them
+};
+
+class OpenAiDialect {
+public:
+    virtual ~OpenAiDialect() = default;
+    virtual std::string engine_name() const = 0;
+    // Unknown values are empty / nullopt; none of these may throw.
+    virtual std::string version(const SideRequest& side) const = 0;
+    virtual std::optional<int> count_tokens(const SideRequest& side, const std::string& model, bool chat,
+                                            const std::string& prompt) const = 0;
+    virtual MetricsView metrics(const SideRequest& side) const = 0;
+    // Adds to a completion request what makes it generate exactly `max_tokens` tokens.
+    virtual void ask_fixed_output(nlohmann::json& body, int max_tokens) const = 0;
+    // Reads whatever the server adds to a stream chunk (called for every parsed chunk).
+    virtual void read_chunk(const nlohmann::json& chunk, EngineAccount& account) const = 0;
+};
+
+}  // namespace kvgate

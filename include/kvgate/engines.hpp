@@ -1,0 +1,25 @@
+// The one place that turns settings into an engine: the CLI and the gpu tests both build theirs here.
+// A new engine kind adds its value in experiment.hpp and one case below.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+
+#include "engine.hpp"
+#include "experiment.hpp"
+#include "http_engine.hpp"
+#include "python_engine.hpp"
+#include "settings.hpp"
+#include "vllm.hpp"
+
+namespace kvgate {
+
+inline std::unique_ptr<Engine> make_engine(const Settings& s) {
+    switch (s.engine) {
+        case EngineKind::vllm_http: return std::make_unique<HttpEngine>(s, std::make_unique<vllm::Dialect>());
+        case EngineKind::vllm_python: return std::make_unique<PythonEngine>(s);
+    }
+    throw std::logic_error(std::string("make_engine: no case for engine kind ") + to_string(s.engine));
+}
+
+}  // namespace kvgate

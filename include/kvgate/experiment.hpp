@@ -1,0 +1,124 @@
+// What kvgate can run: experiments made of phases, each phase one engine kind with its own results
+// file. The protocol, the report step and every reporter loop over these descriptors; nothing else
+// names a phase. Adding a phase is one entry here; adding an engine kind is one value and one name
+// here plus one factory entry (engines.hpp).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kvgate {
+
+enum class EngineKind {
+    vllm_http,    // vLLM's OpenAI-compatible server, streamed over HTTP
+    vllm_python,  // vLLM's LLM class in this process (embedded interpreter)
+};
+
+struct EngineKindName {
+    EngineKind kind;
+    const char* name;  // stable: settings, JSON, messages
+};
+
+inline const std::vector<EngineKindName>& engine_kind_names() {
+    static const std::vector<EngineKindName> names = {
+        {EngineKind::vllm_http, "vllm_http"},
+        {EngineKind::vllm_python, "vllm_python"},
+    };
+    return names;
+}
+
+inline const char* to_string(EngineKind kind) {
+    for (const auto& n : engine_kind_names())
+        if (n.kind == kind) return n.name;
+    throw std::logic_error("EngineKind without a name in engine_kind_names()");
+}
+
+inline std::string engine_kind_list() {
+    std::string out;
+    for (const auto& n : engine_kind_names()) out += (out.empty() ? "" : ", ") + std::string(n.name);
+    return out;
+}
+
+inline EngineKind engine_kind_from_string(const std::string& name) {
+    for (const auto& n : engine_kind_names())
+        if (name == n.name) return n.kind;
+    throw std::invalid_argument("KVGATE_ENGINE: '" + name + "' is not an engine kind; use one of " + engine_kind_list());
+}
+
+// How a phase takes part in the figures that set phases against each other.
+enum class PhaseRole {
+    served,      // requests travel through a server's API (HTTP)
+    in_process,  // the engine runs in kvgate's process: no transport
+};
+
+struct PhaseDescriptor {
+    std::string name;          // unique across experiments, e.g. "phase1"
+    std::string seed_key;      // the seed's `phase` value in the results JSON, e.g. "phase1_http_api"
+    std::string label;         // short name in figures, e.g. "P1"
+    std::string title;         // e.g. "Phase 1: HTTP streaming API"
+    EngineKind engine = EngineKind::vllm_http;
+    std::string results_file;  // e.g. "results_phase1.json", in the output directory
+    PhaseRole role = PhaseRole::served;
+    // The in-process phase (by name) that runs the same engine without the transport: this phase
+    // minus that one is the transport's overhead. Empty: no such comparison.
+    std::string overhead_against;
+
+    bool operator==(const PhaseDescriptor& o) const { return name == o.name; }
+    bool operator!=(const PhaseDescriptor& o) const { return !(*this == o); }
+};
+
+struct Experiment {
+    std::string id;     // prefix of its figures' file names, e.g. "experiment1"
+    std::string title;
+    std::vector<PhaseDescriptor> phases;
+};
+
+inline const std::vector<Experiment>& experiments() {
+    static const std::vector<Experiment> all = {
+        {"experiment1",
+         "Prefix-cache invalidation cost",
+         {
+             {"phase1", "phase1_http_api", "P1", "Phase 1: HTTP streaming API", EngineKind::vllm_http,
+              "results_phase1.json", PhaseRole::served, "phase2"},
+             {"phase2", "phase2_python_api", "P2", "Phase 2: direct Python API", EngineKind::vllm_python,
+              "results_phase2.json", PhaseRole::in_process, ""},
+         }},
+    };
+    return all;
+}
+
+inline const Experiment& experiment(const std::string& id) {
+    for (const auto& e : experiments())
+        if (e.id == id) return e;
+    std::string known;
+    for (const auto& e : experiments()) known += (known.empty() ? "" : ", ") + e.id;
+    throw std::invalid_argument("no experiment '" + id + "'; known: " + known);
+}
+
+inline const Experiment& default_experiment() { return experiments().front(); }
+
+inline const PhaseDescriptor* find_phase(const std::string& name) {
+    for (const auto& e : experiments())
+        for (const auto& p : e.phases)
+            if (p.name == name) return &p;
+    return nullptr;
+}
+
+inline const PhaseDescriptor& phase_descriptor(const std::string& name) {
+    if (const auto* p = find_phase(name)) return *p;
+    std::string known;
+    for (const auto& e : experiments())
+        for (const auto& p : e.phases) known += (known.empty() ? "" : ", ") + p.name;
+    throw std::invalid_argument("no phase '" + name + "'; known: " + known);
+}
+
+// The phase an engine kind runs when the user names only the engine (CLI measure).
+inline const PhaseDescriptor& phase_for_engine(EngineKind kind) {
+    for (const auto& e : experiments())
+        for (const auto& p : e.phases)
+            if (p.engine == kind) return p;
+    throw std::invalid_argument(std::string("no phase runs the engine kind ") + to_string(kind));
+}
+
+}  // namespace kvgate

@@ -1,0 +1,93 @@
+// The results JSON against a file the previous version wrote: tests/data/results_phase1_d212373.json
+// was written by kvgate at commit d212373 (before the field-list schema), with every kind of value
+// (null stamps and counts, a fault, a 64-bit seed). The seed's schema must not move under users.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+
+#include "kvgate/results_json.hpp"
+
+using namespace kvgate;
+
+namespace {
+
+const std::string fixture = std::string(KVGATE_SOURCE_DIR) + "/tests/data/results_phase1_d212373.json";
+
+nlohmann::json load(const std::string& path) {
+    std::ifstream in(path);
+    REQUIRE(in);
+    return nlohmann::json::parse(in);
+}
+
+// Every key path of a document; array elements share the path "[]".
+void key_paths(const nlohmann::json& j, const std::string& at, std::set<std::string>& out) {
+    if (j.is_object())
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            out.insert(at + "." + it.key());
+            key_paths(it.value(), at + "." + it.key(), out);
+        }
+    else if (j.is_array())
+        for (const auto& e : j) key_paths(e, at + "[]", out);
+}
+
+std::set<std::string> key_paths(const nlohmann::json& j) {
+    std::set<std::string> out;
+    key_paths(j, "", out);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a results file of the previous version is read, and written back identically", "[results_json]") {
+    const PhaseResult r = read_results_file(fixture, &phase_descriptor("phase1"));
+    CHECK(r.phase == phase_descriptor("phase1"));
+    CHECK(r.settings.model == "opt-125m-dummy");
+    CHECK(r.settings.seed == 18446744073709551557ULL);
+    CHECK(r.settings.trials == 2);
+    CHECK(r.trials.size() == 6);
+    CHECK(r.trials[1].arm == Arm::miss);
+    CHECK(r.trials[5].measured.usage.cached_tokens == -1);
+    CHECK(r.trials[2].measured.engine_ttft_ms);
+    CHECK(r.engine.block_size == 128);
+    CHECK(r.miss_stats.cached_tokens_median == -1);
+    REQUIRE(r.fault);
+    CHECK(r.fault->kind == FaultKind::http_status);
+    CHECK(r.fault->request == FaultRequest::measured);
+    CHECK(r.fault->stage == FaultStage::headers);
+    CHECK(to_json(r) == load(fixture));  // every key and every value
+}
+
+TEST_CASE("a results file found by its name needs no descriptor; a file of another phase is refused",
+          "[results_json]") {
+    CHECK(read_results_file(fixture).phase == phase_descriptor("phase1"));  // its `phase` key names it
+    CHECK_THROWS_WITH(phase_result_from_json(load(fixture), "results_phase2.json", &phase_descriptor("phase2")),
+                      Catch::Contains("results_phase2.json: phase is 'phase1_http_api'") &&
+                          Catch::Contains("phase2"));
+}
+
+TEST_CASE("a result written now has exactly the keys of the previous version's file", "[results_json]") {
+    PhaseResult r;
+    r.phase = phase_descriptor("phase1");
+    for (int i = 0; i < 2; ++i) {
+        Trial t;
+        t.index = i;
+        t.arm = i == 0 ? Arm::hit : Arm::miss;
+        r.trials.push_back(t);
+    }
+    r.fault = Fault{FaultKind::no_done, FaultStage::stream, "x", 2, FaultRequest::warm};
+    CHECK(key_paths(to_json(r)) == key_paths(load(fixture)));
+}
+
+TEST_CASE("fault kinds, requests and stages keep their names in JSON", "[results_json]") {
+    for (const auto& n : detail::fault_kind_names) CHECK(fault_kind_from_string(n.name) == n.value);
+    CHECK(std::string(to_string(FaultKind::connection_refused)) == "connection_refused");
+    CHECK(std::string(to_string(FaultKind::python_exception)) == "python_exception");
+    CHECK(std::string(to_string(FaultRequest::measured)) == "measured");
+    CHECK(std::string(to_string(FaultStage::generate)) == "generate");
+    nlohmann::json doc = load(fixture);
+    doc["fault"]["kind"] = "gremlins";
+    CHECK_THROWS_WITH(phase_result_from_json(doc, "f.json"), Catch::Contains("f.json: fault.kind is 'gremlins'"));
+}
