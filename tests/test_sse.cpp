@@ -138,6 +138,25 @@ TEST_CASE("SseParser: has_partial_event tells a cut stream from a finished one",
     CHECK(parser.has_partial_event());
 }
 
+TEST_CASE("SseParser: a leading UTF-8 byte order mark is skipped, at every split point", "[sse]") {
+    const std::string stream = "\xEF\xBB\xBF" "data: a\n\n";
+    for (std::size_t split = 0; split <= stream.size(); ++split) {
+        INFO("split at byte " << split);
+        REQUIRE(parse_in_pieces({stream.substr(0, split), stream.substr(split)}) ==
+                std::vector<std::string>{"event=message id= data=a"});
+    }
+    // Only a leading one: later it is part of a field name, which no field then has.
+    CHECK(parse_in_pieces({"data: a\n\n\xEF\xBB\xBF" "data: b\n\n"}) == std::vector<std::string>{"event=message id= data=a"});
+    SseParser parser;
+    parser.feed("\xEF\xBB\xBF");
+    CHECK_FALSE(parser.has_partial_event());
+}
+
+TEST_CASE("SseParser: an id holding a NUL is ignored, per the spec", "[sse]") {
+    CHECK(parse_in_pieces({"id: 1\ndata: a\n\n", std::string("id: 2\0" "3\ndata: b\n\n", 17)}) ==
+          std::vector<std::string>{"event=message id=1 data=a", "event=message id=1 data=b"});
+}
+
 // ---- StreamReader: bytes with arrival times -> stamps, usage, faults ----
 
 namespace {

@@ -1,6 +1,7 @@
 // Incremental Server-Sent Events parser: bytes in, in any chunking -> events out.
 // Follows the WHATWG event-stream grammar: lines end in CRLF, LF or CR; ':' starts a comment;
-// "data" lines of one event are joined with '\n'; a blank line dispatches the event.
+// "data" lines of one event are joined with '\n'; a blank line dispatches the event; a leading UTF-8
+// byte order mark is skipped.
 // It knows nothing of HTTP or JSON, and does not validate UTF-8 (a split multi-byte character is
 // simply reassembled because bytes are kept until the line ends).
 #pragma once
@@ -31,9 +32,14 @@ public:
             after_cr_ = false;
             if (c == '\r' || c == '\n') {
                 after_cr_ = (c == '\r');
+                at_start_ = false;
                 end_line(out);
             } else {
                 line_.push_back(c);
+                if (at_start_ && line_.size() == 3) {  // the BOM may arrive split across reads
+                    if (line_ == "\xEF\xBB\xBF") line_.clear();
+                    at_start_ = false;
+                }
             }
         }
         return out;
@@ -60,7 +66,7 @@ private:
                 has_data_ = true;
             } else if (field == "event") {
                 event_.assign(value);
-            } else if (field == "id") {
+            } else if (field == "id" && value.find('\0') == std::string_view::npos) {  // an id with NUL: ignored
                 id_.assign(value);
             }  // "retry" and unknown fields do not matter to a one-shot stream
         }
@@ -77,6 +83,7 @@ private:
     std::string line_, data_, event_, id_;
     bool has_data_ = false;
     bool after_cr_ = false;
+    bool at_start_ = true;  // no line has ended and fewer than 3 bytes came: a BOM may still be here
 };
 
 }  // namespace kvgate
