@@ -4,7 +4,7 @@
 
 using namespace kvgate;
 
-TEST_CASE("a Prometheus exposition is read line by line; comments and malformed lines are skipped", "[evidence]") {
+TEST_CASE("a Prometheus exposition is read line by line, skipping comments and malformed lines", "[evidence]") {
     const auto samples = parse_prometheus("# HELP x\nx_total{a=\"1\",b=\"two\"} 3.5\ny 2\ngarbage\n\n");
     REQUIRE(samples.size() == 2);
     CHECK(samples[0].name == "x_total");

@@ -454,3 +454,15 @@ TEST_CASE("a failing gnuplot leaves no half-drawn figure and reports gnuplot's w
     CHECK(slurp(dir.path / "broken.png") == "previous");
     CHECK(listing(dir.path) == std::set<std::string>{"broken.png"});
 }
+
+TEST_CASE("clear_results removes an earlier run's results and reports, and nothing else", "[report]") {
+    TempDir dir;
+    for (const char* name : {"results_phase1.json", "results_phase2.json", "summary.md", "experiment1_results.png",
+                             "experiment1_phase_comparison.dat", "notes.txt"})
+        spit(dir.path / name, "old\n");
+    const auto removed = clear_results(dir.path);
+    CHECK(removed.size() == 5);
+    CHECK(listing(dir.path) == std::set<std::string>{"notes.txt"});
+    CHECK(clear_results(dir.path / "absent").empty());
+    CHECK(contains(error_of([&] { write_all_reports(dir.path, dir.path); }), "results_phase1.json"));
+}

@@ -60,7 +60,7 @@ TEST_CASE("a results file of the previous version is read, and written back iden
     CHECK(to_json(r) == load(fixture));  // every key and every value
 }
 
-TEST_CASE("a results file found by its name needs no descriptor; a file of another phase is refused",
+TEST_CASE("a results file found by its name needs no descriptor, and a file of another phase is refused",
           "[results_json]") {
     CHECK(read_results_file(fixture).phase == phase_descriptor("phase1"));  // its `phase` key names it
     CHECK_THROWS_WITH(phase_result_from_json(load(fixture), "results_phase2.json", &phase_descriptor("phase2")),

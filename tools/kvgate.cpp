@@ -2,7 +2,7 @@
 // environment variable and a CMake cache variable; flags take `--flag value` or `--flag=value`.
 //   kvgate measure [settings...]       one phase on the engine KVGATE_ENGINE names, into KVGATE_OUT
 //   kvgate report [--in DIR] [--out DIR]   figures + summary.md from the results in DIR
-//   kvgate clear [--out DIR]           removes the experiment's results and reports from DIR
+//   kvgate clear [--out DIR]           removes every experiment's results and reports from DIR
 //   kvgate settings                    the settings table (Markdown)
 // Exit status of measure: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
 #include <cstdlib>
@@ -33,7 +33,7 @@ const std::string kUsage =
     "  kvgate measure --url URL --model NAME [settings...]                  (engine vllm_http)\n"
     "  kvgate measure --engine vllm_python --model PATH [--dummy-weights] [--no-prefix-caching] [settings...]\n"
     "  kvgate report [--in DIR] [--out DIR]     (both default to KVGATE_OUT)\n"
-    "  kvgate clear [--out DIR]                 (removes this experiment's results and reports)\n"
+    "  kvgate clear [--out DIR]                 (removes every experiment's results and reports)\n"
     "  kvgate settings\n"
     "Results go to <KVGATE_OUT>/<the phase's results file>. Every setting (kvgate settings) is also an\n"
     "environment variable and a CMake cache variable; flags take `--flag value` or `--flag=value`.\n";
@@ -70,20 +70,21 @@ int measure(const std::vector<std::string>& args) {
 int report(const std::vector<std::string>& args) {
     kvgate::Settings s;
     std::vector<std::string> rest = load(s, args);
-    std::string in = s.out;
-    for (std::size_t i = 0; i < rest.size(); ++i)
-        if (rest[i].rfind("--in=", 0) == 0 || (rest[i] == "--in" && i + 1 < rest.size())) {
-            in = rest[i] == "--in" ? rest[i + 1] : rest[i].substr(5);
-            rest.erase(rest.begin() + static_cast<long>(i), rest.begin() + static_cast<long>(i) + (rest[i] == "--in" ? 2 : 1));
-            break;
-        }
+    std::string in = s.out;  // --in DIR or --in=DIR; the one option that is not a setting
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+        const bool spaced = rest[i] == "--in" && i + 1 < rest.size();
+        if (!spaced && rest[i].rfind("--in=", 0) != 0) continue;
+        in = spaced ? rest[i + 1] : rest[i].substr(5);
+        rest.erase(rest.begin() + static_cast<long>(i), rest.begin() + static_cast<long>(i + (spaced ? 2 : 1)));
+        break;
+    }
     no_more(rest);
-    const auto& experiment = kvgate::default_experiment();
-    kvgate::write_reports(in, s.out, experiment);
     std::cout << "reports in " << s.out << ":";
-    for (const auto& name : kvgate::report_file_names(experiment))
-        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".dat") != 0 && name.compare(name.size() - 3, 3, ".gp") != 0)
-            std::cout << " " << name;
+    for (const kvgate::Experiment* experiment : kvgate::write_all_reports(in, s.out))
+        for (const auto& name : kvgate::report_file_names(*experiment)) {
+            const auto ext = std::filesystem::path(name).extension();
+            if (ext == ".png" || ext == ".md") std::cout << " " << name;
+        }
     std::cout << "\n";
     return 0;
 }

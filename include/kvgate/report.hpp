@@ -27,16 +27,18 @@ inline std::vector<std::string> report_file_names(const Experiment& e) {
     return names;
 }
 
-// Removes the experiment's results files and reports from `dir`, so that a report drawn after this
-// run shows only what this run wrote (a skipped phase must not show an earlier run's verdict).
-inline std::vector<std::string> clear_results(const std::filesystem::path& dir, const Experiment& e = default_experiment()) {
+// Removes every experiment's results files and reports from `dir`, so that a report drawn after
+// this run shows only what this run wrote (a skipped phase must not show an earlier run's verdict).
+inline std::vector<std::string> clear_results(const std::filesystem::path& dir) {
     std::vector<std::string> removed;
-    std::vector<std::string> names = report_file_names(e);
-    for (const auto& p : e.phases) names.push_back(p.results_file);
-    for (const auto& name : names) {
-        std::error_code ec;
-        if (std::filesystem::remove(dir / name, ec)) removed.push_back(name);
-        if (ec) throw ReportError((dir / name).string() + ": cannot remove: " + ec.message());
+    for (const auto& e : experiments()) {
+        std::vector<std::string> names = report_file_names(e);
+        for (const auto& p : e.phases) names.push_back(p.results_file);
+        for (const auto& name : names) {
+            std::error_code ec;
+            if (std::filesystem::remove(dir / name, ec)) removed.push_back(name);
+            if (ec) throw ReportError((dir / name).string() + ": cannot remove: " + ec.message());
+        }
     }
     return removed;
 }
@@ -68,6 +70,28 @@ inline void write_reports(const std::filesystem::path& in_dir, const std::filesy
     for (const auto& f : figures) stage_figure(f, out_dir, staged);
     staged.write(out_dir / summary_file_name, summary);
     staged.commit();
+}
+
+// Reports for every experiment that has a results file in `in_dir`; returns those experiments.
+inline std::vector<const Experiment*> write_all_reports(const std::filesystem::path& in_dir,
+                                                        const std::filesystem::path& out_dir) {
+    std::vector<const Experiment*> reported;
+    std::string expected;
+    for (const auto& e : experiments()) {
+        bool any = false;
+        for (const auto& p : e.phases) {
+            std::error_code ec;
+            any = any || std::filesystem::exists(results_path(in_dir, p), ec) || ec;
+            expected += (expected.empty() ? "" : ", ") + p.results_file;
+        }
+        if (!any) continue;
+        write_reports(in_dir, out_dir, e);
+        reported.push_back(&e);
+    }
+    if (reported.empty())
+        throw ReportError(in_dir.string() + ": none of " + expected +
+                          " is here — run a phase first, or point the report at the directory it wrote to");
+    return reported;
 }
 
 }  // namespace kvgate
