@@ -200,8 +200,8 @@ inline ReaderOutcome run_reader(const Case& c, const std::vector<std::size_t>& e
 
 inline std::string describe(const std::optional<Fault>& f) {
     if (!f) return "no fault";
-    return "fault " + f->kind + " trial " + std::to_string(f->trial) + " request '" + f->request + "' stage '" +
-           f->stage + "' message \"" + escaped(f->message, 300) + "\"";
+    return std::string("fault ") + to_string(f->kind) + " trial " + std::to_string(f->trial) + " request '" +
+           to_string(f->request) + "' stage '" + to_string(f->stage) + "' message \"" + escaped(f->message, 300) + "\"";
 }
 
 inline std::string describe(const std::optional<std::size_t>& read) {
