@@ -42,9 +42,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing $(basename "$requirements") into $venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "${pip_flags[@]}" -r "$requirements" 2>&1 \
     | grep -v "^WARNING: Location" || true
-  "$venv/bin/python" -c "import vllm, torch" || { echo "setup: vllm does not import in $venv"; exit 1; }
+  "$venv/bin/python" -c "import vllm, torch, gguf" || { echo "setup: vllm (or gguf) does not import in $venv"; exit 1; }
   echo "$want" > "$stamp"
 fi
 
 "$venv/bin/python" "$root/cmake/engine/make_model.py" "$root/models/opt-125m-dummy"
+
+# The second engine: llama.cpp's server (CPU), cached outside the repo and reused by every clone of
+# the same version on this machine, and its GGUF model carrying the same tokenizer.
+# KVGATE_SETUP_LLAMACPP=0 skips both (vLLM only).
+if [ "${KVGATE_SETUP_LLAMACPP:-1}" != 0 ]; then
+  KVGATE_PIP=$venv/bin/pip bash "$root/cmake/llamacpp/build.sh" > /dev/null
+  "$venv/bin/python" "$root/cmake/engine/make_gguf.py" "$root/models/opt-125m-dummy" \
+    "$root/models/opt-125m-dummy-ctx2048.gguf"
+fi
 echo "setup: done in $(( $(date +%s) - t0 )) s"

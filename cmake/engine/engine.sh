@@ -22,32 +22,13 @@ state=$(cd "$state" && pwd)
 cd "$root"
 envfile=$state/engine.env
 log=$state/engine.log
-
-stop_group() {  # $1 = process group id
-  local pgid=$1
-  kill -0 -- "-$pgid" 2>/dev/null || return 0
-  kill -TERM -- "-$pgid" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 -- "-$pgid" 2>/dev/null || return 0
-    sleep 0.2
-  done
-  echo "engine: process group $pgid ignored SIGTERM for 20 s; sending SIGKILL"
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-}
+fixture_tag=engine
+# shellcheck source=fixture_lib.sh
+. "$here/fixture_lib.sh"
 
 if [ "$cmd" = stop ]; then
-  [ -f "$envfile" ] || { echo "engine: nothing to stop ($envfile absent)"; exit 0; }
-  # shellcheck disable=SC1090
-  . "$envfile"
-  if [ -n "${KVGATE_ENGINE_PGID:-}" ]; then
-    stop_group "$KVGATE_ENGINE_PGID"
-    [ -n "${KVGATE_ENGINE_WATCHDOG:-}" ] && kill "$KVGATE_ENGINE_WATCHDOG" 2>/dev/null || true
-    left=$(pgrep -g "$KVGATE_ENGINE_PGID" 2>/dev/null || true)
-    [ -z "$left" ] || { echo "engine: processes left in group $KVGATE_ENGINE_PGID: $left"; exit 1; }
-    echo "engine: stopped (process group $KVGATE_ENGINE_PGID, nothing left)"
-  fi
-  rm -f "$envfile"
-  exit 0
+  fixture_stop "$envfile"
+  exit
 fi
 
 [ "$cmd" = start ] || { echo "engine.sh: unknown command '$cmd' (start|stop)"; exit 2; }
@@ -83,7 +64,7 @@ else
   args+=(--dtype float32)
 fi
 
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(fixture_free_port "$python")
 url=http://127.0.0.1:$port
 # shellcheck disable=SC2206
 extra=(${KVGATE_ENGINE_ARGS:-})
@@ -91,30 +72,13 @@ start=$(date +%s.%N)
 setsid "$python" -m vllm.entrypoints.openai.api_server "${args[@]}" --port "$port" "${extra[@]}" "$@" \
   > "$log" 2>&1 < /dev/null &
 pgid=$!
-
-# A ctest that is killed runs no cleanup fixture: a watchdog stops the engine when ctest is gone.
-ctest_pid=$PPID
-setsid bash -c "while kill -0 $ctest_pid 2>/dev/null; do sleep 2; done; kill -TERM -- -$pgid 2>/dev/null; sleep 10; kill -KILL -- -$pgid 2>/dev/null" \
-  > /dev/null 2>&1 < /dev/null &
-watchdog=$!
+fixture_start_watchdog "$pgid"
+watchdog=$fixture_watchdog
 printf 'KVGATE_URL=%q\nKVGATE_MODEL=%q\nKVGATE_ENGINE_PGID=%q\nKVGATE_ENGINE_WATCHDOG=%q\nKVGATE_ENGINE_LOG=%q\n' \
   "$url" "$served" "$pgid" "$watchdog" "$log" > "$envfile"
 
-deadline=$(( $(date +%s) + ${KVGATE_ENGINE_START_TIMEOUT_S:-600} ))
 echo "engine: starting vLLM on $url (log: $log)"
-while :; do
-  if curl -sf "$url/health" > /dev/null 2>&1; then break; fi
-  if ! kill -0 "$pgid" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
-    kill -0 "$pgid" 2>/dev/null && why="not healthy within ${KVGATE_ENGINE_START_TIMEOUT_S:-600} s" || why="exited"
-    echo "engine: vLLM $why; the last lines of its log:"
-    tail -n 60 "$log"
-    stop_group "$pgid"
-    kill "$watchdog" 2>/dev/null || true
-    rm -f "$envfile"
-    exit 1
-  fi
-  sleep 0.25
-done
+fixture_wait_healthy "$url" "$pgid" "${KVGATE_ENGINE_START_TIMEOUT_S:-600}" "$log" "$watchdog" "$envfile" vLLM
 healthy=$(date +%s.%N)
 rss_kib=$(ps -o rss= -g "$pgid" | awk '{s+=$1} END {print s}')
 printf 'engine: healthy after %.1f s; RSS of its process tree %.0f MiB; vLLM %s\n' \
