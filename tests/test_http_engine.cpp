@@ -273,6 +273,35 @@ TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text'
     CHECK(nlohmann::json::parse(requests[0].body)["prompt"] == "Once upon");
 }
 
+TEST_CASE("HttpEngine: a conversation is posted as separate chat messages; the completions endpoint refuses it",
+          "[http]") {
+    LoopbackServer server([](Connection& conn) {
+        while (conn.read_request()) {
+            conn.send(wire::sse_head());
+            conn.send(wire::event(R"({"choices":[{"index":0,"delta":{"content":"Hi"}}]})"));
+            conn.send(done_and_end());
+        }
+    });
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    REQUIRE(engine.takes_messages());
+    const auto c = engine.complete_messages({{Role::system, "sys"}, {Role::user, "q"}, {Role::assistant, "a"}}, 1);
+    INFO("fault message: " << (c.fault ? c.fault->message : ""));
+    CHECK_FALSE(c.fault);
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 1);
+    const auto body = nlohmann::json::parse(requests[0].body);
+    REQUIRE(body["messages"].size() == 3);
+    CHECK(body["messages"][2]["role"] == "assistant");
+    CHECK(body["messages"][2]["content"] == "a");
+    CHECK(body["max_tokens"] == 1);
+
+    auto settings = settings_for(server.url());
+    settings.endpoint = "completions";
+    HttpEngine completions(settings, std::make_unique<vllm::Dialect>());
+    CHECK_FALSE(completions.takes_messages());
+    CHECK_THROWS_WITH(completions.complete_messages({{Role::user, "q"}}, 1), Catch::Contains("--endpoint chat"));
+}
+
 TEST_CASE("HttpEngine: the API key from the named variable is sent as a Bearer token, and only then", "[http]") {
     LoopbackServer server([](Connection& conn) {
         while (conn.read_request()) stream_reply(conn, milliseconds(1));

@@ -54,6 +54,31 @@ TEST_CASE("the vLLM dialect asks /tokenize with the chat messages and reads its 
     CHECK(d.engine_name() == "vllm");
 }
 
+TEST_CASE("the vLLM dialect tokenizes chat messages with or without the generation prompt", "[vllm]") {
+    std::string asked;
+    const SideRequest side = [&](const std::string&, const std::string& path, const std::string& body) {
+        asked = body;
+        if (path == "/tokenize") return SideReply{200, R"({"count": 3, "max_model_len": 1024, "tokens": [2, 7, 9]})"};
+        return SideReply{};
+    };
+    const vllm::Dialect d;
+    const auto messages = messages_json({{Role::system, "be brief"}, {Role::user, "hi"}});
+    CHECK(d.message_token_ids(side, "m", messages, false) == std::vector<int>{2, 7, 9});
+    const auto body = nlohmann::json::parse(asked);
+    CHECK(body.at("add_generation_prompt") == false);
+    CHECK(body.at("messages").at(0).at("role") == "system");
+    CHECK(body.at("messages").at(1).at("content") == "hi");
+    d.message_token_ids(side, "m", messages, true);
+    CHECK(nlohmann::json::parse(asked).at("add_generation_prompt") == true);
+
+    const SideRequest odd = [](const std::string&, const std::string&, const std::string&) {
+        return SideReply{200, R"({"count": 2, "tokens": [1, "x"]})"};
+    };
+    const SideRequest down = [](const std::string&, const std::string&, const std::string&) { return SideReply{}; };
+    CHECK_FALSE(d.message_token_ids(odd, "m", messages, false));
+    CHECK_FALSE(d.message_token_ids(down, "m", messages, false));
+}
+
 TEST_CASE("the vLLM dialect leaves unknown what a server does not answer, without throwing", "[vllm]") {
     const SideRequest down = [](const std::string&, const std::string&, const std::string&) { return SideReply{}; };
     const SideRequest odd = [](const std::string&, const std::string&, const std::string&) {

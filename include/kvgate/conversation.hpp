@@ -37,25 +37,9 @@
 #include <utility>
 #include <vector>
 
+#include "message.hpp"
+
 namespace kvgate {
-
-enum class Role { system, user, assistant };
-
-inline const char* role_name(Role r) {
-    switch (r) {
-        case Role::system: return "system";
-        case Role::user: return "user";
-        case Role::assistant: return "assistant";
-    }
-    return "?";
-}
-
-struct Message {
-    Role role = Role::user;
-    std::string content;
-    bool operator==(const Message& o) const { return role == o.role && content == o.content; }
-    bool operator!=(const Message& o) const { return !(*this == o); }
-};
 
 // Tokens of `messages` rendered by the engine's chat template *without* a generation prompt (vLLM:
 // POST /tokenize {"messages": ..., "add_generation_prompt": false}; in-process:

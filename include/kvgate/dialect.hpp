@@ -8,10 +8,12 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "evidence.hpp"
+#include "message.hpp"
 
 namespace kvgate {
 
@@ -21,6 +23,13 @@ struct SideReply {
     std::string body;
 };
 using SideRequest = std::function<SideReply(const std::string& method, const std::string& path, const std::string& body)>;
+
+// Chat messages as the OpenAI API takes them.
+inline nlohmann::json messages_json(const std::vector<Message>& messages) {
+    auto out = nlohmann::json::array();
+    for (const auto& m : messages) out.push_back({{"role", role_name(m.role)}, {"content", m.content}});
+    return out;
+}
 
 // The server's own account of one request, from its stream's chunks.
 struct EngineAccount {
@@ -36,6 +45,13 @@ public:
     virtual std::string version(const SideRequest& side) const = 0;
     virtual std::optional<int> count_tokens(const SideRequest& side, const std::string& model, bool chat,
                                             const std::string& prompt) const = 0;
+    // Token ids of chat `messages` (messages_json) rendered by the server's template, with or
+    // without the generation prompt; nullopt where the server cannot say (the default).
+    virtual std::optional<std::vector<int>> message_token_ids(const SideRequest& /*side*/, const std::string& /*model*/,
+                                                              const nlohmann::json& /*messages*/,
+                                                              bool /*add_generation_prompt*/) const {
+        return std::nullopt;
+    }
     virtual MetricsView metrics(const SideRequest& side) const = 0;
     // Adds to a completion request what makes it generate exactly `max_tokens` tokens.
     virtual void ask_fixed_output(nlohmann::json& body, int max_tokens) const = 0;

@@ -7,8 +7,11 @@
 #pragma once
 
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "message.hpp"
 #include "records.hpp"
 
 namespace kvgate {
@@ -41,6 +44,22 @@ public:
     // Generates max_tokens tokens (EOS ignored where the engine allows) for the prompt.
     virtual Completion complete(const std::string& prompt, int max_tokens) = 0;
     virtual CounterSnapshot prefix_cache_counters() = 0;
+
+    // A conversation sent as separate chat messages, so the engine's chat template applies between
+    // turns (Experiment 2). An engine that cannot send messages keeps these defaults; calling
+    // complete_messages() where takes_messages() is false is misuse.
+    virtual bool takes_messages() const { return false; }
+    // Token ids of `messages` as the chat template renders them: with the reply's header appended
+    // (add_generation_prompt = true, what a request sends) or ending where a next message would
+    // start (false); nullopt if the engine cannot say.
+    virtual std::optional<std::vector<int>> message_token_ids(const std::vector<Message>& /*messages*/,
+                                                              bool /*add_generation_prompt*/) {
+        return std::nullopt;
+    }
+    virtual Completion complete_messages(const std::vector<Message>& /*messages*/, int /*max_tokens*/) {
+        throw std::logic_error(describe().name + " engine: takes no chat messages (takes_messages() is false); "
+                               "Experiment 2 needs a chat endpoint (--engine vllm_http --endpoint chat)");
+    }
 };
 
 }  // namespace kvgate

@@ -191,12 +191,36 @@ public:
     }
 
     Completion complete(const std::string& prompt, int max_tokens) override {
+        return stream(request_body(prompt, max_tokens));
+    }
+
+    // Messages need the chat endpoint: /v1/completions takes one prompt string.
+    bool takes_messages() const override { return settings_.endpoint == "chat"; }
+
+    std::optional<std::vector<int>> message_token_ids(const std::vector<Message>& messages,
+                                                      bool add_generation_prompt) override {
+        return dialect_->message_token_ids(side_request(), settings_.model, messages_json(messages), add_generation_prompt);
+    }
+
+    Completion complete_messages(const std::vector<Message>& messages, int max_tokens) override {
+        if (!takes_messages())
+            throw std::logic_error("HttpEngine: chat messages need the chat endpoint, not '" + settings_.endpoint +
+                                   "'; use --endpoint chat");
+        auto body = base_body(max_tokens);
+        body["messages"] = messages_json(messages);
+        return stream(body);
+    }
+
+    CounterSnapshot prefix_cache_counters() override { return metrics().counters; }
+
+private:
+    Completion stream(const nlohmann::json& body) {
         httplib::Request req;
         req.method = "POST";
         req.path = path();
         req.headers = headers();
         req.headers.emplace("Accept", "text/event-stream");
-        req.body = request_body(prompt, max_tokens).dump();
+        req.body = body.dump();
         req.set_header("Content-Type", "application/json");
 
         StreamReader reader(dialect_.get());
@@ -229,9 +253,6 @@ public:
         return out;
     }
 
-    CounterSnapshot prefix_cache_counters() override { return metrics().counters; }
-
-private:
     static Settings checked(Settings s) {
         if (s.url.empty()) throw std::invalid_argument("KVGATE_URL is empty: name the server to measure (--url)");
         s.url = checked_url(s.url);
@@ -261,7 +282,7 @@ private:
         return h;
     }
 
-    nlohmann::json request_body(const std::string& prompt, int max_tokens) const {
+    nlohmann::json base_body(int max_tokens) const {
         nlohmann::json body = {
             {"model", settings_.model},
             {"max_tokens", max_tokens},
@@ -269,6 +290,11 @@ private:
             {"stream_options", {{"include_usage", true}}},
         };
         dialect_->ask_fixed_output(body, max_tokens);
+        return body;
+    }
+
+    nlohmann::json request_body(const std::string& prompt, int max_tokens) const {
+        auto body = base_body(max_tokens);
         if (settings_.endpoint == "chat")
             body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
         else

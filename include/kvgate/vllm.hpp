@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -67,6 +68,25 @@ public:
         const auto j = nlohmann::json::parse(res.body, nullptr, false);
         if (!j.is_object() || !j.contains("count") || !j["count"].is_number_integer()) return std::nullopt;
         return j["count"].get<int>();
+    }
+
+    // /tokenize renders messages with the chat template; add_generation_prompt false ends the
+    // rendering where a next message would start.
+    std::optional<std::vector<int>> message_token_ids(const SideRequest& side, const std::string& model,
+                                                      const nlohmann::json& messages,
+                                                      bool add_generation_prompt) const override {
+        const nlohmann::json body = {
+            {"model", model}, {"messages", messages}, {"add_generation_prompt", add_generation_prompt}};
+        const SideReply res = side("POST", "/tokenize", body.dump());
+        if (res.status != 200) return std::nullopt;
+        const auto j = nlohmann::json::parse(res.body, nullptr, false);
+        if (!j.is_object() || !j.contains("tokens") || !j["tokens"].is_array()) return std::nullopt;
+        std::vector<int> ids;
+        for (const auto& t : j["tokens"]) {
+            if (!t.is_number_integer()) return std::nullopt;
+            ids.push_back(t.get<int>());
+        }
+        return ids;
     }
 
     MetricsView metrics(const SideRequest& side) const override {
