@@ -11,6 +11,7 @@
 #include "kvgate/engine.hpp"
 #include "kvgate/dialect.hpp"
 #include "kvgate/vllm.hpp"
+#include "kvgate/llamacpp.hpp"
 #include "kvgate/http_engine.hpp"
 #include "kvgate/python_engine.hpp"
 #include "kvgate/engines.hpp"

@@ -52,13 +52,19 @@ inline Settings with_fixture_engine(Settings s, const std::map<std::string, std:
         s.url = checked_url(url->second);
     if (auto model = engine_env.find("KVGATE_MODEL"); model != engine_env.end() && !model->second.empty())
         s.model = model->second;
+    // llama.cpp's cache switches are request fields: the client must send what the fixture's server was
+    // started for (its no-cache variant only changes the server's default).
+    if (auto cache = engine_env.find("KVGATE_LLAMACPP_CACHE_PROMPT"); cache != engine_env.end())
+        s.prefix_caching = cache->second != "0";
+    if (auto reuse = engine_env.find("KVGATE_LLAMACPP_CACHE_REUSE"); reuse != engine_env.end() && !reuse->second.empty())
+        s.llamacpp_cache_reuse = static_cast<int>(detail::parse_int("KVGATE_LLAMACPP_CACHE_REUSE", reuse->second, 0, 1 << 20));
     return s;
 }
 
 // Settings for a served phase against the fixture's engine; nullopt (after skip_or_fail) if none.
-inline std::optional<Settings> http_settings(const std::string& fixture) {
+inline std::optional<Settings> http_settings(const std::string& fixture, EngineKind kind = EngineKind::vllm_http) {
     Settings s = with_fixture_engine(settings_from_env(), read_engine_env(fixture));
-    s.engine = EngineKind::vllm_http;
+    s.engine = kind;
     if (s.url.empty()) {
         skip_or_fail("no engine: fixture '" + fixture + "' started none (see engine." + fixture +
                      ".start's output) and KVGATE_URL is not set");

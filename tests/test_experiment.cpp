@@ -35,6 +35,9 @@ TEST_CASE("the seed's experiment: phase 1 over HTTP, phase 2 in-process", "[expe
     CHECK(p1.engine == EngineKind::vllm_http);
     CHECK(phase_descriptor("phase2").seed_key == "phase2_python_api");
     CHECK(phase_for_engine(EngineKind::vllm_python) == phase_descriptor("phase2"));
+    CHECK(phase_for_engine(EngineKind::llamacpp_http) == phase_descriptor("llamacpp_phase1"));
+    CHECK(phase_descriptor("llamacpp_phase1").results_file == "results_llamacpp_phase1.json");
+    CHECK(engine_kind_from_string("llamacpp") == EngineKind::llamacpp_http);  // llamacpp.sh's engine.env
     CHECK_THROWS_WITH(phase_descriptor("phase9"), Catch::Contains("phase1"));
 }
 

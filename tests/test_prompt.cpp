@@ -42,6 +42,15 @@ TEST_CASE("the arms are built from the same parts, warm prompt a prefix of the h
     CHECK(p.q.front() == ' ');
 }
 
+TEST_CASE("the miss starts with another letter than the warm prompt, so no first token is shared", "[prompt]") {
+    PromptBuilder builder(11, two_per_word);
+    for (int trial = 0; trial < 200; ++trial) {
+        const auto p = builder.build(trial, 16, 16, 4);
+        REQUIRE(p.warm().size() > 2);
+        CHECK(p.miss()[1] != p.warm()[1]);  // both start with " " and a capital
+    }
+}
+
 TEST_CASE("every trial gets fresh content, and a seed reproduces it", "[prompt]") {
     PromptBuilder a(1, two_per_word), b(1, two_per_word), c(2, two_per_word);
     const auto t0 = a.build(0, 128, 64, 8), t1 = a.build(1, 128, 64, 8);

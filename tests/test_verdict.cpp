@@ -101,3 +101,33 @@ TEST_CASE("warm-up trials are not counted", "[verdict]") {
     CHECK(r.hit_stats.n == 3);
     CHECK(r.verdict.outcome == Outcome::pass);
 }
+
+TEST_CASE("a miss that reuses B by shifted chunks is reported as such, not as contamination", "[verdict]") {
+    // llama.cpp with n_cache_reuse 32: [B,Q] after [A,B] reuses B (256 of 290 tokens, block size 1).
+    auto shifted = [](std::vector<double> miss) {
+        auto r = run_of({100, 105, 98, 101}, std::move(miss), 767, 256);
+        r.engine.block_size = 1;
+        r.engine.shifted_chunk_reuse = 32;
+        for (auto& t : r.trials)
+            if (t.arm == Arm::miss) t.measured.usage.prompt_tokens = 290;
+        return r;
+    };
+    auto small = shifted({101, 100, 102, 100});
+    decide(small, 10, 0.95);
+    CHECK(small.verdict.outcome == Outcome::fail);  // the timing decides, as for any engine
+    CHECK_THAT(small.verdict.evidence, Catch::Contains("shifted-chunk reuse (--cache-reuse 32) in 4 of 4 misses"));
+    CHECK_THAT(small.verdict.reason, Catch::Contains("median of 256 of 290 prompt tokens"));
+    CHECK_THAT(small.verdict.reason, Catch::Contains("upper bound"));
+
+    auto large = shifted({300, 310, 290, 305});
+    decide(large, 10, 0.95);
+    CHECK(large.verdict.outcome == Outcome::pass);
+    CHECK_THAT(large.verdict.reason, Catch::StartsWith("shifted-chunk reuse"));
+
+    // The same counts where the engine shifts nothing are a contaminated miss.
+    auto plain = shifted({300, 310, 290, 305});
+    plain.engine.shifted_chunk_reuse = 0;
+    decide(plain, 10, 0.95);
+    CHECK(plain.verdict.outcome == Outcome::unverified);
+    CHECK_THAT(plain.verdict.evidence, !Catch::Contains("shifted"));
+}

@@ -55,6 +55,10 @@ public:
     virtual MetricsView metrics(const SideRequest& side) const = 0;
     // Adds to a completion request what makes it generate exactly `max_tokens` tokens.
     virtual void ask_fixed_output(nlohmann::json& body, int max_tokens) const = 0;
+    // Adds the engine's own request fields (cache switches) to every completion request.
+    virtual void shape_request(nlohmann::json&) const {}
+    // Adds what the dialect knows of the engine beyond name, version and metrics (called last).
+    virtual void describe(EngineInfo&) const {}
     // Reads whatever the server adds to a stream chunk (called for every parsed chunk).
     virtual void read_chunk(const nlohmann::json& chunk, EngineAccount& account) const = 0;
 };

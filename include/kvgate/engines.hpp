@@ -8,6 +8,7 @@
 #include "engine.hpp"
 #include "experiment.hpp"
 #include "http_engine.hpp"
+#include "llamacpp.hpp"
 #include "python_engine.hpp"
 #include "settings.hpp"
 #include "vllm.hpp"
@@ -18,6 +19,9 @@ inline std::unique_ptr<Engine> make_engine(const Settings& s) {
     switch (s.engine) {
         case EngineKind::vllm_http: return std::make_unique<HttpEngine>(s, std::make_unique<vllm::Dialect>());
         case EngineKind::vllm_python: return std::make_unique<PythonEngine>(s);
+        case EngineKind::llamacpp_http:
+            return std::make_unique<HttpEngine>(
+                s, std::make_unique<llamacpp::Dialect>(s.prefix_caching, s.llamacpp_cache_reuse));
     }
     throw std::logic_error(std::string("make_engine: no case for engine kind ") + to_string(s.engine));
 }

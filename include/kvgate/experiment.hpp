@@ -13,6 +13,7 @@ namespace kvgate {
 enum class EngineKind {
     vllm_http,    // vLLM's OpenAI-compatible server, streamed over HTTP
     vllm_python,  // vLLM's LLM class in this process (embedded interpreter)
+    llamacpp_http,  // llama.cpp's server (llama-server), streamed over HTTP
 };
 
 struct EngineKindName {
@@ -24,6 +25,7 @@ inline const std::vector<EngineKindName>& engine_kind_names() {
     static const std::vector<EngineKindName> names = {
         {EngineKind::vllm_http, "vllm_http"},
         {EngineKind::vllm_python, "vllm_python"},
+        {EngineKind::llamacpp_http, "llamacpp"},  // what the llama.cpp fixture's engine.env says
     };
     return names;
 }
@@ -83,6 +85,9 @@ inline const std::vector<Experiment>& experiments() {
               "results_phase1.json", PhaseRole::served, "phase2"},
              {"phase2", "phase2_python_api", "P2", "Phase 2: direct Python API", EngineKind::vllm_python,
               "results_phase2.json", PhaseRole::in_process, ""},
+             // Phase 1's protocol on a second engine, so the figures set the engines side by side.
+             {"llamacpp_phase1", "phase1_http_api", "L1", "Phase 1 on llama.cpp: HTTP streaming API",
+              EngineKind::llamacpp_http, "results_llamacpp_phase1.json", PhaseRole::served, ""},
          }},
     };
     return all;

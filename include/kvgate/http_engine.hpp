@@ -183,6 +183,7 @@ public:
         const auto view = metrics();
         info.block_size = view.block_size;
         info.prefix_caching = view.prefix_caching.value_or(true);
+        dialect_->describe(info);
         return info;
     }
 
@@ -290,6 +291,7 @@ private:
             {"stream_options", {{"include_usage", true}}},
         };
         dialect_->ask_fixed_output(body, max_tokens);
+        dialect_->shape_request(body);
         return body;
     }
 

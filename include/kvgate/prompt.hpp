@@ -97,12 +97,25 @@ private:
             "fable",   "granite", "hollow", "ivory",   "jungle", "kernel",  "lagoon", "meteor", "nectar", "olive",
             "prairie", "quarry",  "raven",  "summit",  "tangle", "unicorn", "vessel", "willow", "yonder", "zenith",
             "atlas",   "beacon",  "cobalt", "delta",   "echo",   "fjord"};
-        std::mt19937_64 rng(seed_ ^ (0x9E3779B97F4A7C15ULL * (static_cast<std::uint64_t>(trial) * 4 + part + 1)));
+        auto rng_of = [&](int of_part) {
+            return std::mt19937_64(seed_ ^
+                                   (0x9E3779B97F4A7C15ULL * (static_cast<std::uint64_t>(trial) * 4 + of_part + 1)));
+        };
+        std::mt19937_64 rng = rng_of(part);
         std::uniform_int_distribution<std::size_t> pick(0, kWords.size() - 1);
+        // B starts with another letter than A: the miss [B,Q] then shares no first token with the warm
+        // [A,B] (tokenizers split a capitalised word as " R" + "iver"), which an engine that reuses
+        // single tokens (llama.cpp) would otherwise report as a cached token of the miss.
+        char avoid = 0;
+        if (part == 1) {
+            std::mt19937_64 a_rng = rng_of(0);
+            avoid = kWords[pick(a_rng)][0];
+        }
         std::string text;
         for (int i = 0; i < words; ++i) {
             const bool sentence_start = i % 12 == 0;
             std::string w = kWords[pick(rng)];
+            while (i == 0 && w[0] == avoid) w = kWords[pick(rng)];
             if (sentence_start) w[0] = static_cast<char>(w[0] - 'a' + 'A');
             text += ' ';
             text += w;

@@ -117,6 +117,9 @@ struct EngineInfo {
     std::string endpoint;  // "/v1/chat/completions", "LLM.generate", ...
     int block_size = 0;    // 0 = unknown
     bool prefix_caching = true;
+    // Least chunk (tokens) the engine may reuse after the point of divergence, shifted into place
+    // (llama.cpp's n_cache_reuse); 0 = it reuses a common prefix only. A miss [B,Q] can then reuse B.
+    int shifted_chunk_reuse = 0;
 };
 
 // A fault is a value: which trial, which request, which stage, what the server said.

@@ -40,6 +40,7 @@ struct Settings {
     std::string dtype;  // "": the engine's choice
     bool dummy_weights = false;
     bool prefix_caching = true;
+    int llamacpp_cache_reuse = 0;  // llama.cpp's n_cache_reuse, sent with every request
 };
 
 // The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
@@ -215,8 +216,14 @@ inline const std::vector<SettingSpec>& setting_table() {
                     "in-process engine: random weights (vLLM --load-format dummy), same compute",
                     &Settings::dummy_weights),
         switch_knob("KVGATE_PREFIX_CACHING", "--prefix-caching",
-                    "in-process engine: prefix caching on (--no-prefix-caching: the negative control)",
+                    "prefix caching on (--no-prefix-caching: the negative control) for the in-process engine, and "
+                    "for llama.cpp, whose requests then send cache_prompt false",
                     &Settings::prefix_caching),
+        int_knob("KVGATE_LLAMACPP_CACHE_REUSE", "--llamacpp-cache-reuse",
+                 "llama.cpp: least chunk (tokens) the server may shift into place after the prompts diverge, sent "
+                 "with every request as n_cache_reuse (it overrides --cache-reuse) and also the fixture's "
+                 "--cache-reuse; 0 = off",
+                 &Settings::llamacpp_cache_reuse, 0, 1 << 20),
     };
     return table;
 }
