@@ -331,6 +331,7 @@ TEST_CASE("the Markdown summary carries verdict, numbers, evidence, provenance a
     CHECK(contains(md, "**PASS** — interval above 1.10"));
     CHECK(contains(md, "**Fix:** raise --trials"));
     CHECK(contains(md, "| TTFT median (ms) | 40.0 | 90.0 |"));
+    CHECK(contains(md, "- **Saving:** 50.0 ms (median miss − median hit TTFT)"));
     CHECK(contains(md, "2.250, 95% interval [2.100, 2.400] (paired bootstrap)"));
     CHECK(contains(md, "at least 10.0% slower"));
     CHECK(contains(md, "| measured trials (n) | 3 | 3 |"));

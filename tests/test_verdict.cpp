@@ -130,4 +130,26 @@ TEST_CASE("a miss that reuses B by shifted chunks is reported as such, not as co
     decide(plain, 10, 0.95);
     CHECK(plain.verdict.outcome == Outcome::unverified);
     CHECK_THAT(plain.verdict.evidence, !Catch::Contains("shifted"));
+
+TEST_CASE("misses waiting outside the engine's prompt time are said to be no prefill saving", "[verdict]") {
+    // Hits: 4 ms of which 3.4 in the engine; misses: 28 ms of which 4.5 in the engine (a host cache copy).
+    auto r = run_of({4.0, 4.1, 3.9, 4.0}, {28, 27, 29, 28});
+    for (Trial& t : r.trials) t.measured.engine_ttft_ms = t.arm == Arm::hit ? t.ttft_ms - 0.6 : 4.5;
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("not prefill") && Catch::Contains("23.50 ms outside"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("--cache-ram 0"));
+}
+
+TEST_CASE("a small saving made in the engine's prompt time draws no outside-prefill warning", "[verdict]") {
+    // The H200 at the seed's sizes: a ~1 ms saving, both arms ~0.6-0.9 ms outside the engine.
+    auto r = run_of({4.1, 4.2, 4.0, 4.1, 4.2}, {5.0, 5.1, 4.9, 5.2, 5.0});
+    for (Trial& t : r.trials) t.measured.engine_ttft_ms = t.ttft_ms - (t.arm == Arm::hit ? 0.6 : 0.9);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.reason, !Catch::Contains("not prefill"));
+    CHECK(r.verdict.fix.empty());
+    // Without the engine's own time on every trial there is nothing to compare.
+    r.trials.front().measured.engine_ttft_ms.reset();
+    CHECK_FALSE(outside_engine_ms(r.measured(Arm::hit)));
 }

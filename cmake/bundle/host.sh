@@ -17,6 +17,7 @@
 #   KVGATE_HOST_FORCE_DEBS=1  use the bundled .debs even where the host has the dependency
 #   KVGATE_HOST_JOBS        build parallelism [nproc]
 #   KVGATE_LLAMA_SERVER     a llama-server binary to use instead of building one
+#   KVGATE_HOST_LABEL       the CTest label to run [llamacpp]
 #   KVGATE_LLAMACPP_CACHE_RAM and the other llamacpp.sh settings pass through to the fixture;
 #   KVGATE_TRIALS etc. pass through to kvgate. A non-zero cache-ram is part of OUT's subfolder names.
 set -euo pipefail
@@ -215,9 +216,10 @@ echo "- model: random-weight GPT-2 at OPT-125m's sizes, context $ctx ($model)" >
 
 # ---- 7. The gates at each size, then the client timing error ------------------------------------
 export KVGATE_LLAMA_SERVER=$server KVGATE_LLAMACPP_MODEL=$model KVGATE_LLAMACPP_CTX=$ctx
+label=${KVGATE_HOST_LABEL:-llamacpp}
 rc=0
 echo >> "$summary"
-echo "| sizes A/B/Q | llama-server config | ctest -L llamacpp | reports |" >> "$summary"
+echo "| sizes A/B/Q | llama-server config | ctest -L $label | reports |" >> "$summary"
 echo "|---|---|---|---|" >> "$summary"
 for s in "${sizes[@]}"; do
   IFS=/ read -r a b q <<< "$s"
@@ -225,17 +227,18 @@ for s in "${sizes[@]}"; do
   [ "${KVGATE_LLAMACPP_CACHE_RAM:-0}" = 0 ] || tag=$tag-cache-ram-$KVGATE_LLAMACPP_CACHE_RAM
   dir=$out/$tag
   mkdir -p "$dir"
-  log "ctest -L llamacpp at $s (reports: $dir)"
+  log "ctest -L $label at $s (reports: $dir)"
   t0=$(now)
   set +e
   KVGATE_CONTEXT_A_TOKENS=$a KVGATE_CONTEXT_B_TOKENS=$b KVGATE_QUERY_TOKENS=$q KVGATE_OUT=$dir \
-    ctest --test-dir "$kbuild" -L llamacpp --output-on-failure --no-tests=error > "$dir/ctest.log" 2>&1
+    ctest --test-dir "$kbuild" -L "$label" --output-on-failure --no-tests=error > "$dir/ctest.log" 2>&1
   r=$?
   set -e
   t1=$(now)
   tail -n 25 "$dir/ctest.log"
-  # The fixture's engine log says how the server ran (flags, slots, cache-ram).
-  find "$kbuild" -path '*llamacpp*' -name engine.log -newermt "@${t0%.*}" -exec sh -c 'grep -m3 -i "cache-ram\|healthy\|system_info" "$1"' _ {} \; > "$dir/engine-config.txt" 2> /dev/null || true
+  # How each fixture ran the server (its engine.env: flags, slots, cache-ram, flash attention).
+  find "$kbuild" "$src" -name engine.env -newermt "@${t0%.*}" 2> /dev/null | sort | while read -r f; do
+    echo "== $f"; grep -v 'PGID\|WATCHDOG' "$f"; done > "$dir/engine-config.txt" || true
   [ "$r" = 0 ] || rc=$r
   echo "| $s | cache-ram ${KVGATE_LLAMACPP_CACHE_RAM:-0} MiB, -np ${KVGATE_LLAMACPP_SLOTS:-1}, -fa ${KVGATE_LLAMACPP_FLASH_ATTN:-auto} | $([ "$r" = 0 ] && echo passed || echo "FAILED ($r)") in $(secs "$t0" "$t1") s | $tag/ |" >> "$summary"
 done

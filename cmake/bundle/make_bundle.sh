@@ -15,7 +15,7 @@
 #   debs/*.deb                 Debian 12 packages of kvgate's dependencies a GPU host may lack; the
 #                              host unpacks only those it lacks, into a prefix (never over /)
 #   MANIFEST.txt               sha256 of every member, and where it came from
-# The archive stays under KVGATE_BUNDLE_MAX_MIB (default 48; the device hosts take 64 MiB at a time).
+# The archive stays under KVGATE_BUNDLE_MAX_MIB (default 32; the device hosts take 64 MiB at a time).
 # Caches (outside the repo, in ${KVGATE_CACHE_DIR:-$HOME/.cache/kvgate}): the trimmed tree (keyed by
 # the sdist and trim.sh) and the .debs, so a second bundle takes seconds.
 # --check-trim: make trim.sh configure the trimmed tree when it writes it (slower, first time only).
@@ -30,7 +30,7 @@ out=${1:?usage: make_bundle.sh OUT.tar [--check-trim]}
 trim_check=--no-check
 [ "${2:-}" = --check-trim ] && trim_check=
 out=$(realpath -m "$out")
-max_mib=${KVGATE_BUNDLE_MAX_MIB:-48}
+max_mib=${KVGATE_BUNDLE_MAX_MIB:-32}
 
 # The .debs: kvgate's build dependencies (cmake/kvgateDependencies.cmake, tests/CMakeLists.txt) and
 # their -dev closure that Ubuntu/Debian GPU images may lack. Boost's headers travel with its compiled

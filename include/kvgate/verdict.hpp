@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,34 @@ inline std::string fmt(const char* format, double a, double b = 0, double c = 0,
 }
 
 }  // namespace detail
+
+// Median time a trial's request spent outside the engine's own prompt time (client TTFT minus
+// engine_ttft_ms, e.g. llama.cpp's timings.prompt_ms), where every trial reports the latter.
+inline std::optional<double> outside_engine_ms(const std::vector<const Trial*>& trials) {
+    std::vector<double> out;
+    for (const Trial* t : trials)
+        if (t->measured.engine_ttft_ms) out.push_back(t->ttft_ms - *t->measured.engine_ttft_ms);
+    if (out.empty() || out.size() != trials.size()) return std::nullopt;
+    return median(out);
+}
+
+// A saving made mostly outside the engine's prompt work is not the prefix cache's prefill saving:
+// llama-server's host prompt cache (--cache-ram) copies the slot's KV to host memory before a
+// prompt that does not match the slot, so its misses wait where its hits do not. Said when misses
+// spend more than 1 ms, and more than half the median saving, beyond what hits spend there
+// (1 ms: well above kvgate's client timing error, tens of microseconds).
+inline std::string outside_prefill_note(const PhaseResult& r) {
+    const auto hit = outside_engine_ms(r.measured(Arm::hit));
+    const auto miss = outside_engine_ms(r.measured(Arm::miss));
+    if (!hit || !miss) return "";
+    const double saving = r.miss_stats.ttft_median - r.hit_stats.ttft_median;
+    const double extra = *miss - *hit;
+    if (saving <= 0 || extra <= 1.0 || extra <= 0.5 * saving) return "";
+    return detail::fmt("; WARNING: misses spend %.2f ms outside the engine's own prompt time (hits %.2f ms), %.0f%% "
+                       "of the %.2f ms median saving: the saving is not prefill (llama-server's host prompt cache, "
+                       "--cache-ram, copies the slot's KV before a prompt that does not match it)",
+                       *miss, *hit, 100 * extra / saving, saving);
+}
 
 // Fills the result's arm statistics, degradation and verdict from its trials.
 inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
@@ -186,6 +215,13 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         }
         if (ci.ratio < bar)
             v.fix += "; a longer context A (--context-a-tokens) makes a miss cost more and the effect larger";
+    }
+    const std::string outside = outside_prefill_note(r);
+    if (!outside.empty()) {
+        v.reason += outside;
+        if (v.fix.empty())
+            v.fix = "measure the engine as it serves prefill alone (llama-server --cache-ram 0, kvgate's llama.cpp "
+                    "fixture's default), or read the saving as cache management, not prefill";
     }
 }
 
