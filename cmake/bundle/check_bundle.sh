@@ -25,7 +25,8 @@ for m in host.sh MANIFEST.txt kvgate-src.tar.gz llama.cpp-trimmed.tar.xz tokeniz
 done
 for d in catch2 libcpp-httplib-dev libcpp-httplib0.11 libgnuplot-iostream-dev libboost1.74-dev \
   libboost-iostreams1.74-dev libboost-iostreams1.74.0 libboost-filesystem1.74-dev libboost-filesystem1.74.0 \
-  libboost-system1.74-dev libboost-system1.74.0 libbrotli-dev nlohmann-json3-dev pybind11-dev libssl-dev zlib1g-dev; do
+  libboost-system1.74-dev libboost-system1.74.0 libbrotli-dev nlohmann-json3-dev pybind11-dev libssl-dev zlib1g-dev \
+  pkgconf pkgconf-bin libpkgconf3; do
   f=$(compgen -G "$b/debs/${d}_*.deb" | head -n1 || true)
   if [ -z "$f" ]; then bad "no .deb for $d"; continue; fi
   [ "$(dpkg-deb -f "$f" Package 2> /dev/null)" = "$d" ] || bad "$f is not a readable package named $d"

@@ -37,14 +37,14 @@ jobs=${KVGATE_HOST_JOBS:-$(nproc)}
 mkdir -p "$work" "$out"
 log() { echo "host: $*"; }
 now() { date +%s.%N; }
-secs() { printf '%.0f' "$(echo "$2 - $1" | bc)"; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
 summary=$out/host.md
 : > "$summary"
 
 # ---- 1. What the host has: tools that cannot travel, then dependencies that can -------------------
 missing=()
 have() { command -v "$1" > /dev/null 2>&1; }
-for t in c++ cmake pkg-config tar xz gzip dpkg bc; do have "$t" || missing+=("the '$t' command"); done
+for t in c++ cmake tar xz gzip dpkg awk curl setsid ps pgrep; do have "$t" || missing+=("the '$t' command"); done
 if have cmake; then
   cv=$(cmake --version | sed -n '1s/cmake version //p')
   [ "$(printf '%s\n3.22\n' "$cv" | sort -V | head -n1)" = 3.22 ] || missing+=("CMake >= 3.22 (have $cv)")
@@ -75,6 +75,13 @@ for so in libssl.so.3 libcrypto.so.3 libbrotlidec.so.1 libbrotlienc.so.1 libbrot
 done
 
 pc() { [ "$force_debs" != 1 ] && pkg-config --exists "$@" 2> /dev/null; }
+host_pc=1
+[ "$force_debs" != 1 ] && have pkg-config && host_pc=0
+mkdir -p "$work/bin"
+export PATH=$work/bin:$work/prefix/usr/bin:$PATH
+if ! have bc; then  # the fixture's arithmetic (differences of timestamps, a division)
+  printf '#!/bin/sh\nexec awk "BEGIN { print $(cat) }"\n' > "$work/bin/bc" && chmod +x "$work/bin/bc"
+fi
 hostfile() { [ "$force_debs" != 1 ] && compgen -G "$1" > /dev/null; }
 need=()   # bundled packages to unpack
 uses=()   # "dependency: host|bundle" for the summary
@@ -83,6 +90,7 @@ dep() {   # $1 name, $2 probe result (0 = host good enough), rest: the .debs tha
   if [ "$ok" = 0 ]; then uses+=("$name: host"); else uses+=("$name: bundle ($*)"); need+=("$@"); fi
 }
 ok() { "$@" && echo 0 || echo 1; }
+dep "pkg-config" "$host_pc" pkgconf pkgconf-bin libpkgconf3
 dep "Catch2 v2" "$(ok hostfile '/usr/include/catch2/catch.hpp')" catch2
 dep "cpp-httplib >= 0.11" "$(ok pc 'cpp-httplib >= 0.11')" libcpp-httplib-dev libcpp-httplib0.11
 dep "gnuplot-iostream" "$(ok hostfile '/usr/include/gnuplot-iostream.h')" libgnuplot-iostream-dev
@@ -158,7 +166,20 @@ if [ ! -f "$llama_src/CMakeLists.txt" ]; then
   tar -xJf "$bundle/llama.cpp-trimmed.tar.xz" -C "$llama_src" --strip-components=1
 fi
 
-# ---- 4. llama-server (CUDA for this GPU's architecture), reused when the key matches -------------
+# ---- 4. kvgate: only the programs the llama.cpp gates and the benchmark need (first: it fails sooner) ----
+kbuild=$work/kvgate-build
+targets=(${KVGATE_HOST_TARGETS:-kvgate_gpu_tests kvgate_cli kvgate_ttft_fidelity})
+t0=$(now)
+cmake -S "$src" -B "$kbuild" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DKVGATE_FUZZ=OFF \
+  -DKVGATE_REQUIRE_ENGINE=ON -DPython_EXECUTABLE="$embed_py" > "$work/kvgate-configure.log" 2>&1 \
+  || { echo "host: kvgate does not configure; the log's tail:"; tail -n 40 "$work/kvgate-configure.log"; exit 1; }
+cmake --build "$kbuild" --target "${targets[@]}" -j "$jobs" > "$work/kvgate-build.log" 2>&1 \
+  || { echo "host: kvgate does not build; the log's tail:"; tail -n 40 "$work/kvgate-build.log"; exit 1; }
+t1=$(now)
+log "kvgate configured + built (${targets[*]}) in $(secs "$t0" "$t1") s"
+echo "- kvgate: configured + built ${targets[*]} in $(secs "$t0" "$t1") s" >> "$summary"
+
+# ---- 5. llama-server (CUDA for this GPU's architecture), reused when the key matches -------------
 server=${KVGATE_LLAMA_SERVER:-}
 if [ -z "$server" ]; then
   flags=("${LLAMACPP_CMAKE_FLAGS[@]}" -DLLAMA_BUILD_COMMIT="$LLAMACPP_COMMIT")
@@ -186,19 +207,6 @@ if [ -z "$server" ]; then
   fi
 fi
 echo "- llama-server: $("$server" --version 2>&1 | grep -m1 version)" >> "$summary"
-
-# ---- 5. kvgate (only the programs the llama.cpp gates and the benchmark need) -------------------
-kbuild=$work/kvgate-build
-targets=(${KVGATE_HOST_TARGETS:-kvgate_gpu_tests kvgate_cli kvgate_ttft_fidelity})
-t0=$(now)
-cmake -S "$src" -B "$kbuild" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DKVGATE_FUZZ=OFF \
-  -DKVGATE_REQUIRE_ENGINE=ON -DPython_EXECUTABLE="$embed_py" > "$work/kvgate-configure.log" 2>&1 \
-  || { echo "host: kvgate does not configure; the log's tail:"; tail -n 40 "$work/kvgate-configure.log"; exit 1; }
-cmake --build "$kbuild" --target "${targets[@]}" -j "$jobs" > "$work/kvgate-build.log" 2>&1 \
-  || { echo "host: kvgate does not build; the log's tail:"; tail -n 40 "$work/kvgate-build.log"; exit 1; }
-t1=$(now)
-log "kvgate configured + built (${targets[*]}) in $(secs "$t0" "$t1") s"
-echo "- kvgate: configured + built ${targets[*]} in $(secs "$t0" "$t1") s" >> "$summary"
 
 # ---- 6. The model: a context that fits the largest size asked ----------------------------------
 ctx=2048

@@ -39,7 +39,7 @@ max_mib=${KVGATE_BUNDLE_MAX_MIB:-32}
 debs=(catch2 libcpp-httplib-dev libcpp-httplib0.11 libgnuplot-iostream-dev
   libboost1.74-dev libboost-iostreams1.74-dev libboost-iostreams1.74.0
   libboost-filesystem1.74-dev libboost-filesystem1.74.0 libboost-system1.74-dev libboost-system1.74.0
-  libbrotli-dev nlohmann-json3-dev pybind11-dev libssl-dev zlib1g-dev)
+  libbrotli-dev nlohmann-json3-dev pybind11-dev libssl-dev zlib1g-dev pkgconf pkgconf-bin libpkgconf3)
 
 cd "$root"
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
