@@ -248,7 +248,8 @@ for s in "${sizes[@]}"; do
   find "$kbuild" "$src" -name engine.env -newermt "@${t0%.*}" 2> /dev/null | sort | while read -r f; do
     echo "== $f"; grep -v 'PGID\|WATCHDOG' "$f"; done > "$dir/engine-config.txt" || true
   [ "$r" = 0 ] || rc=$r
-  echo "| $s | cache-ram ${KVGATE_LLAMACPP_CACHE_RAM:-0} MiB, -np ${KVGATE_LLAMACPP_SLOTS:-1}, -fa ${KVGATE_LLAMACPP_FLASH_ATTN:-auto} | $([ "$r" = 0 ] && echo passed || echo "FAILED ($r)") in $(secs "$t0" "$t1") s | $tag/ |" >> "$summary"
+  cfg() { sed -n "s/^$1=//p" "$dir/engine-config.txt" | head -n1; }
+  echo "| $s | cache-ram $(cfg KVGATE_LLAMACPP_CACHE_RAM) MiB, -np $(cfg KVGATE_LLAMACPP_SLOTS), -fa $(cfg KVGATE_LLAMACPP_FLASH_ATTN), ctx $(cfg KVGATE_LLAMACPP_CTX) | $([ "$r" = 0 ] && echo passed || echo "FAILED ($r)") in $(secs "$t0" "$t1") s | $tag/ |" >> "$summary"
 done
 if [ "${KVGATE_HOST_FIDELITY:-1}" = 1 ]; then
   log "client timing error (bench/ttft_fidelity, loopback oracle, kvgate's client only)"
