@@ -130,6 +130,7 @@ TEST_CASE("a miss that reuses B by shifted chunks is reported as such, not as co
     decide(plain, 10, 0.95);
     CHECK(plain.verdict.outcome == Outcome::unverified);
     CHECK_THAT(plain.verdict.evidence, !Catch::Contains("shifted"));
+}
 
 TEST_CASE("misses waiting outside the engine's prompt time are said to be no prefill saving", "[verdict]") {
     // Hits: 4 ms of which 3.4 in the engine; misses: 28 ms of which 4.5 in the engine (a host cache copy).
