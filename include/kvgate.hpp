@@ -13,6 +13,7 @@
 #include "kvgate/vllm.hpp"
 #include "kvgate/llamacpp.hpp"
 #include "kvgate/http_engine.hpp"
+#include "kvgate/fleet_engine.hpp"
 #include "kvgate/python_engine.hpp"
 #include "kvgate/engines.hpp"
 #include "kvgate/evidence.hpp"
@@ -24,4 +25,5 @@
 #include "kvgate/report_labels.hpp"
 #include "kvgate/report_plot.hpp"
 #include "kvgate/report_markdown.hpp"
+#include "kvgate/report_fleet.hpp"
 #include "kvgate/report.hpp"

@@ -91,3 +91,43 @@ TEST_CASE("fault kinds, requests and stages keep their names in JSON", "[results
     doc["fault"]["kind"] = "gremlins";
     CHECK_THROWS_WITH(phase_result_from_json(doc, "f.json"), Catch::Contains("f.json: fault.kind is 'gremlins'"));
 }
+
+TEST_CASE("a fleet's placements, replicas and per-replica counters round-trip; a single server writes none",
+          "[results_json][fleet]") {
+    PhaseResult r;
+    r.phase = phase_descriptor("fleet_phase1");
+    r.engine.replica_urls = {"http://127.0.0.1:1", "http://127.0.0.1:2"};
+    r.engine.router_policy = "cache_aware";
+    r.counters = {true, 300, 200};
+    r.counters.per_replica = {{true, 300, 200}, {true, 0, 0}};
+    Trial t;
+    Placement served;
+    served.outcome = PlacementOutcome::served;
+    served.replica = 1;
+    served.replicas = {1};
+    served.queried_tokens = 800;
+    served.hit_tokens = 768;
+    t.measured.placement = served;
+    Placement lost;
+    lost.outcome = PlacementOutcome::several_moved;
+    lost.replicas = {0, 1};
+    t.warm.placement = lost;
+    r.trials.push_back(t);
+    const auto doc = to_json(r);
+    CHECK(doc["engine"]["replica_urls"].size() == 2);
+    CHECK(doc["cache_evidence"]["prometheus"]["per_replica"][0]["hits_delta"] == 200);
+    CHECK(doc["cache_hit"]["trials"][0]["placement"]["replica"] == 1);
+    CHECK(doc["cache_hit"]["trials"][0]["warm"]["placement"]["replica"].is_null());
+    const PhaseResult back = phase_result_from_json(doc, "fleet.json", &phase_descriptor("fleet_phase1"));
+    CHECK(to_json(back) == doc);
+    REQUIRE(back.trials[0].warm.placement);
+    CHECK(back.trials[0].warm.placement->outcome == PlacementOutcome::several_moved);
+    CHECK(back.engine.router_policy == "cache_aware");
+
+    PhaseResult single;
+    single.trials.push_back(Trial{});
+    const auto plain = to_json(single);
+    CHECK_FALSE(plain["engine"].contains("replica_urls"));
+    CHECK_FALSE(plain["cache_hit"]["trials"][0].contains("placement"));
+    CHECK_FALSE(plain["cache_evidence"]["prometheus"].contains("per_replica"));
+}

@@ -126,3 +126,13 @@ TEST_CASE("bad values name the knob and what is allowed", "[settings]") {
     CHECK_THROWS_WITH(apply_flags(s, {"--seed"}), Catch::Contains("needs a value"));
     CHECK_THROWS_WITH(apply_flags(s, {"--engine", "python"}), Catch::Contains("vllm_http, vllm_python"));
 }
+
+TEST_CASE("KVGATE_FLEET_REPLICA_URLS: a comma-separated list of server roots, each checked", "[settings][fleet]") {
+    CHECK(split_url_list("http://a:1,http://b:2/") == std::vector<std::string>{"http://a:1", "http://b:2"});
+    CHECK(split_url_list("").empty());
+    CHECK_THROWS_WITH(split_url_list("http://a:1,,http://b:2"), Catch::Contains("empty entry"));
+    CHECK_THROWS_WITH(split_url_list("http://a:1,http://b:2/metrics"),
+                      Catch::StartsWith("KVGATE_FLEET_REPLICA_URLS: entry 2: 'http://b:2/metrics' has a path"));
+    Settings s;
+    CHECK_THROWS_WITH(apply_flags(s, {"--fleet-replica-urls", "a:1"}), Catch::Contains("must start with http://"));
+}

@@ -154,3 +154,54 @@ TEST_CASE("a small saving made in the engine's prompt time draws no outside-pref
     r.trials.front().measured.engine_ttft_ms.reset();
     CHECK_FALSE(outside_engine_ms(r.measured(Arm::hit)));
 }
+
+namespace {
+
+// A fleet of two: every measured trial's warm-up on replica 0, the hit-arm queries on `hit_query`
+// (the first `moved` of them on replica 1 instead), the miss-arm queries on replica 0.
+PhaseResult fleet_run(int moved, bool place = true) {
+    auto r = run_of({100, 105, 98, 102}, {300, 310, 290, 305});
+    r.engine.replica_urls = {"http://127.0.0.1:1", "http://127.0.0.1:2"};
+    r.engine.router_policy = "round_robin";
+    int hit = 0;
+    for (auto& t : r.trials) {
+        Placement p;
+        p.outcome = PlacementOutcome::served;
+        p.replica = 0;
+        t.warm.placement = p;
+        if (t.arm == Arm::hit && hit++ < moved) p.replica = 1;
+        if (place) t.measured.placement = p;
+    }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("a fleet: a hit-arm query on another replica than its warm-up fails, with the routing named",
+          "[verdict][fleet]") {
+    auto r = fleet_run(3);
+    decide(r, 10, 0.95);  // timings alone would pass
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::StartsWith("3 of 4 queries went to another replica than their warm-up") &&
+                                     Catch::Contains("policy round_robin") && Catch::Contains("by chance"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("cache_aware"));
+}
+
+TEST_CASE("a fleet: queries that cannot be placed leave locality unverified", "[verdict][fleet]") {
+    auto r = fleet_run(0, false);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::unverified);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("4 of 4 queries could not be placed"));
+}
+
+TEST_CASE("a fleet: every query on its warm-up's replica leaves the verdict to evidence and timing",
+          "[verdict][fleet]") {
+    auto r = fleet_run(0);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    const auto s = fleet_placement(r);
+    REQUIRE(s);
+    CHECK(s->same == 4);
+    CHECK(s->per_replica[0].requests == 16);  // 8 measured trials, warm-up and query each
+    CHECK_FALSE(fleet_placement(run_of({1, 2}, {3, 4})));  // a single server is no fleet
+}

@@ -21,6 +21,7 @@ struct CounterSnapshot {
     bool available = false;
     double queries = 0;
     double hits = 0;
+    std::vector<CounterSnapshot> parts{};  // a fleet: each replica's, in replica order (the fields above sum them)
 };
 
 // One request's outcome: what was recorded, and a fault when it did not complete.

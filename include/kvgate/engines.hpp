@@ -7,6 +7,7 @@
 
 #include "engine.hpp"
 #include "experiment.hpp"
+#include "fleet_engine.hpp"
 #include "http_engine.hpp"
 #include "llamacpp.hpp"
 #include "python_engine.hpp"
@@ -22,6 +23,7 @@ inline std::unique_ptr<Engine> make_engine(const Settings& s) {
         case EngineKind::llamacpp_http:
             return std::make_unique<HttpEngine>(
                 s, std::make_unique<llamacpp::Dialect>(s.prefix_caching, s.llamacpp_cache_reuse));
+        case EngineKind::vllm_fleet: return std::make_unique<FleetEngine>(s);
     }
     throw std::logic_error(std::string("make_engine: no case for engine kind ") + to_string(s.engine));
 }

@@ -71,6 +71,9 @@ inline CounterDeltas counter_deltas(const CounterSnapshot& before, const Counter
         d.queries = after.queries - before.queries;
         d.hits = after.hits - before.hits;
     }
+    if (before.parts.size() == after.parts.size())
+        for (std::size_t i = 0; i < before.parts.size(); ++i)
+            d.per_replica.push_back(counter_deltas(before.parts[i], after.parts[i]));
     return d;
 }
 

@@ -14,6 +14,7 @@ enum class EngineKind {
     vllm_http,    // vLLM's OpenAI-compatible server, streamed over HTTP
     vllm_python,  // vLLM's LLM class in this process (embedded interpreter)
     llamacpp_http,  // llama.cpp's server (llama-server), streamed over HTTP
+    vllm_fleet,   // vLLM replicas behind a router: HTTP through the router, placement from each replica's metrics
 };
 
 struct EngineKindName {
@@ -26,6 +27,7 @@ inline const std::vector<EngineKindName>& engine_kind_names() {
         {EngineKind::vllm_http, "vllm_http"},
         {EngineKind::vllm_python, "vllm_python"},
         {EngineKind::llamacpp_http, "llamacpp"},  // what the llama.cpp fixture's engine.env says
+        {EngineKind::vllm_fleet, "vllm_fleet"},
     };
     return names;
 }
@@ -88,6 +90,13 @@ inline const std::vector<Experiment>& experiments() {
              // Phase 1's protocol on a second engine, so the figures set the engines side by side.
              {"llamacpp_phase1", "phase1_http_api", "L1", "Phase 1 on llama.cpp: HTTP streaming API",
               EngineKind::llamacpp_http, "results_llamacpp_phase1.json", PhaseRole::served, ""},
+         }},
+        // Phase 1's protocol through a router: the seed's phase key, its own results file and report.
+        {"fleet",
+         "Prefix-cache reuse through a router in front of replicas",
+         {
+             {"fleet_phase1", "phase1_http_api", "F1", "Fleet: HTTP streaming API through a router",
+              EngineKind::vllm_fleet, "results_fleet_phase1.json", PhaseRole::served, ""},
          }},
     };
     return all;

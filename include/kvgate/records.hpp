@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "experiment.hpp"
+#include "placement.hpp"
 #include "settings.hpp"
 
 namespace kvgate {
@@ -47,6 +48,7 @@ struct RequestRecord {
     RequestStamps stamps;
     Usage usage;
     std::optional<double> engine_ttft_ms;  // the engine's own first-token latency, where it reports one
+    std::optional<Placement> placement{};  // a fleet: the replica that served it (placement.hpp); else none
 };
 
 // One trial of one arm: the warm request, then the measured one.
@@ -81,6 +83,7 @@ struct CounterDeltas {
     bool available = false;
     double queries = 0;  // prompt tokens looked up
     double hits = 0;     // prompt tokens found cached
+    std::vector<CounterDeltas> per_replica{};  // a fleet: each replica's deltas (the fields above sum them)
 };
 
 enum class Outcome { pass, fail, indeterminate, unverified, error };
@@ -120,6 +123,11 @@ struct EngineInfo {
     // Least chunk (tokens) the engine may reuse after the point of divergence, shifted into place
     // (llama.cpp's n_cache_reuse); 0 = it reuses a common prefix only. A miss [B,Q] can then reuse B.
     int shifted_chunk_reuse = 0;
+    // A fleet: the replicas behind the router (placements index this list) and the router's policy.
+    std::vector<std::string> replica_urls{};
+    std::string router_policy{};  // as the settings name it; empty: not known
+
+    bool fleet() const { return !replica_urls.empty(); }
 };
 
 // A fault is a value: which trial, which request, which stage, what the server said.

@@ -10,6 +10,7 @@
 #include "kvgate/experiment.hpp"
 #include "kvgate/records.hpp"
 #include "kvgate/report_files.hpp"
+#include "kvgate/report_fleet.hpp"
 #include "kvgate/report_markdown.hpp"
 #include "kvgate/report_plot.hpp"
 #include "kvgate/results_json.hpp"
@@ -21,7 +22,9 @@ inline constexpr const char* summary_file_name = "summary.md";
 // The files write_reports() writes for an experiment, by name.
 inline std::vector<std::string> report_file_names(const Experiment& e) {
     std::vector<std::string> names;
-    for (const std::string& figure : {results_figure_name(e), phase_comparison_figure_name(e)})
+    std::vector<std::string> figures = {results_figure_name(e), phase_comparison_figure_name(e)};
+    if (has_fleet_phase(e)) figures.push_back(placement_figure_name(e));
+    for (const std::string& figure : figures)
         for (const char* ext : {".png", ".gp", ".dat"}) names.push_back(figure + ext);
     names.push_back(summary_file_name);
     return names;
@@ -58,7 +61,8 @@ inline void write_reports(const std::filesystem::path& in_dir, const std::filesy
         throw ReportError(in_dir.string() + ": none of " + expected +
                           " is here — run a phase first, or point the report at the directory it wrote to");
 
-    const std::vector<Figure> figures = {results_figure(experiment, phases), phase_comparison_figure(experiment, phases)};
+    std::vector<Figure> figures = {results_figure(experiment, phases), phase_comparison_figure(experiment, phases)};
+    if (has_fleet_phase(experiment)) figures.push_back(placement_figure(experiment, phases));
     std::vector<std::string> images;
     for (const auto& f : figures) images.push_back(f.name + ".png");
     const std::string summary = summary_markdown(phases, images);

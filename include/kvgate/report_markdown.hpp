@@ -13,6 +13,7 @@
 
 #include "kvgate/records.hpp"
 #include "kvgate/report_labels.hpp"
+#include "kvgate/verdict.hpp"
 
 namespace kvgate {
 
@@ -72,6 +73,45 @@ inline std::string md_evidence(const PhaseResult& r) {
     return s.str();
 }
 
+inline std::string md_replica(const std::optional<Placement>& p) {
+    if (!p) return "not recorded";
+    return p->placed() ? "replica " + std::to_string(p->replica) : describe(*p);
+}
+
+// A fleet: the router, the locality check and the reuse rate against chance, each replica's share,
+// and where every trial's warm-up and query went.
+inline void md_fleet(std::ostringstream& s, const PhaseResult& r) {
+    const auto summary = fleet_placement(r);
+    if (!summary) return;
+    s << "### Placement through the router\n\n"
+      << "- **Router:** " << md_line(router_policy_name(r.engine)) << " at " << md_code(r.engine.url) << ", "
+      << summary->replicas << " replica" << (summary->replicas == 1 ? "" : "s") << "\n"
+      << "- **Locality (hit arm, measured trials):** " << md_line(summary->message()) << "\n"
+      << "- **Reuse rate:** " << md_line(summary->reuse_line()) << "\n\n"
+      << "| replica | URL | requests served (measured trials) | prompt tokens looked up | hit | Prometheus Δ "
+         "queries over the run | Δ hits |\n|---:|---|---:|---:|---:|---:|---:|\n";
+    for (std::size_t i = 0; i < r.engine.replica_urls.size(); ++i) {
+        const ReplicaTally& t = summary->per_replica[i];
+        const bool prom = i < r.counters.per_replica.size() && r.counters.per_replica[i].available;
+        s << "| " << i << " | " << md_code(r.engine.replica_urls[i]) << " | " << t.requests << " | "
+          << format_fixed(t.queried_tokens, 0) << " | " << format_fixed(t.hit_tokens, 0) << " | "
+          << (prom ? format_fixed(r.counters.per_replica[i].queries, 0) : std::string("unavailable")) << " | "
+          << (prom ? format_fixed(r.counters.per_replica[i].hits, 0) : std::string("unavailable")) << " |\n";
+    }
+    s << "\n| trial | arm | warm-up [A,B] served by | query served by | query cached tokens | |\n"
+      << "|---:|---|---|---|---:|---|\n";
+    for (const auto& t : r.trials) {
+        const bool moved = t.arm == Arm::hit && t.warm.placement && t.measured.placement &&
+                           t.warm.placement->placed() && t.measured.placement->placed() &&
+                           t.warm.placement->replica != t.measured.placement->replica;
+        s << "| " << t.number() << " | " << to_string(t.arm) << (t.warmup ? " (warm-up)" : "") << " | "
+          << md_line(md_replica(t.warm.placement)) << " | " << md_line(md_replica(t.measured.placement)) << " | "
+          << md_tokens(t.measured.usage.cached_tokens) << " | "
+          << (moved ? "**moved: the hit could not use the warmed cache**" : "") << " |\n";
+    }
+    s << "\n";
+}
+
 inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
     const Verdict& v = r.verdict;
     const ArmStats& hit = r.hit_stats;
@@ -126,6 +166,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
           << md_fence(f.message, 3) << "text\n" << f.message << "\n" << md_fence(f.message, 3) << "\n";
     }
     s << "\n";
+    md_fleet(s, r);
 }
 
 }  // namespace report_detail

@@ -60,6 +60,7 @@ public:
     }
 
     bool is_null() const { return value_->is_null(); }
+    bool has(const char* key) const { return value_->is_object() && value_->contains(key); }
     const std::string& source() const { return *source_; }
 
     // null stands for a value JSON cannot hold (NaN, infinity).
@@ -188,6 +189,9 @@ struct Field {
     const char* key;
     std::function<json(const T&)> write;
     std::function<void(T&, const JsonField&)> read;
+    // Optional: written only when not null, read only when present (kvgate's later additions, so
+    // that files without them still read, and single-server files stay as they were).
+    bool optional = false;
 };
 
 // A field whose value `access` reaches inside T (a member, or a member of a member).
@@ -202,16 +206,27 @@ Field<T> member(const char* key, V T::*m) {
     return field<Codec, T>(key, [m](T& t) -> V& { return t.*m; });
 }
 
+template <class Codec, class T, class Access>
+Field<T> optional_field(const char* key, Access access) {
+    Field<T> f = field<Codec, T>(key, access);
+    f.optional = true;
+    return f;
+}
+
 template <class T>
 json write_object(const std::vector<Field<T>>& fields, const T& value) {
     json out = json::object();
-    for (const auto& f : fields) out[f.key] = f.write(value);
+    for (const auto& f : fields) {
+        json v = f.write(value);
+        if (!(f.optional && v.is_null())) out[f.key] = std::move(v);
+    }
     return out;
 }
 
 template <class T>
 void read_object(const std::vector<Field<T>>& fields, T& value, const JsonField& j) {
-    for (const auto& f : fields) f.read(value, j[f.key]);
+    for (const auto& f : fields)
+        if (!f.optional || j.has(f.key)) f.read(value, j[f.key]);
 }
 
 // A nested object described by its own field list.
@@ -235,7 +250,54 @@ struct Nullable {
     }
 };
 
+// A list of values of one codec; an empty list is null (absent where the field is optional).
+template <class Codec, class V>
+struct List {
+    static json write(const std::vector<V>& v) {
+        if (v.empty()) return json(nullptr);
+        json out = json::array();
+        for (const auto& x : v) out.push_back(Codec::write(x));
+        return out;
+    }
+    static void read(std::vector<V>& v, const JsonField& j) {
+        v.clear();
+        if (j.is_null()) return;
+        for (const auto& e : j.elements()) {
+            V x{};
+            Codec::read(x, e);
+            v.push_back(std::move(x));
+        }
+    }
+};
+
+struct StringOrNull {  // "" is null
+    static json write(const std::string& v) { return v.empty() ? json(nullptr) : json(v); }
+    static void read(std::string& v, const JsonField& j) { v = j.is_null() ? std::string() : j.string(); }
+};
+
+inline const char* placement_outcome_name(PlacementOutcome o) { return to_string(o); }
+inline std::optional<PlacementOutcome> placement_outcome_from_string(const std::string& s) {
+    for (PlacementOutcome o : {PlacementOutcome::served, PlacementOutcome::none_moved, PlacementOutcome::several_moved,
+                               PlacementOutcome::unreadable, PlacementOutcome::counter_reset})
+        if (s == to_string(o)) return o;
+    return std::nullopt;
+}
+
 // ---- The schema ----
+
+// A fleet: which replica served a request (placement.hpp), beside the request's own fields.
+inline const std::vector<Field<Placement>>& placement_fields() {
+    static const std::vector<Field<Placement>> f = {
+        member<Named<PlacementOutcome, placement_outcome_name, placement_outcome_from_string>>("outcome",
+                                                                                               &Placement::outcome),
+        member<Count>("replica", &Placement::replica),
+        member<List<Integer, int>>("replicas", &Placement::replicas),
+        member<Number>("queried_tokens", &Placement::queried_tokens),
+        member<Number>("hit_tokens", &Placement::hit_tokens),
+    };
+    return f;
+}
+using PlacementCodec = Nullable<Object<Placement, placement_fields>, Placement>;
 
 inline const std::vector<Field<RequestStamps>>& stamps_fields() {
     static const std::vector<Field<RequestStamps>> f = {
@@ -267,6 +329,8 @@ inline const std::vector<Field<Trial>>& warm_fields() {
         field<OptionalNumber, Trial>("engine_ttft_ms",
                                      [](Trial& t) -> std::optional<double>& { return t.warm.engine_ttft_ms; }),
         member<Integer>("prompt_tokens_expected", &Trial::warm_prompt_tokens_expected),
+        optional_field<PlacementCodec, Trial>("placement",
+                                              [](Trial& t) -> std::optional<Placement>& { return t.warm.placement; }),
     };
     return f;
 }
@@ -287,6 +351,8 @@ inline const std::vector<Field<Trial>>& trial_fields() {
                                      [](Trial& t) -> std::optional<double>& { return t.measured.engine_ttft_ms; }),
         field<Stamps, Trial>("stamps", [](Trial& t) -> RequestStamps& { return t.measured.stamps; }),
         field<Object<Trial, warm_fields>, Trial>("warm", [](Trial& t) -> Trial& { return t; }),
+        optional_field<PlacementCodec, Trial>("placement",
+                                              [](Trial& t) -> std::optional<Placement>& { return t.measured.placement; }),
     };
     return f;
 }
@@ -333,15 +399,24 @@ inline const std::vector<Field<EngineInfo>>& engine_fields() {
         member<String>("endpoint", &EngineInfo::endpoint),
         member<PositiveOrNull>("block_size", &EngineInfo::block_size),
         member<Boolean>("prefix_caching", &EngineInfo::prefix_caching),
+        optional_field<List<String, std::string>, EngineInfo>(
+            "replica_urls", [](EngineInfo& e) -> std::vector<std::string>& { return e.replica_urls; }),
+        optional_field<StringOrNull, EngineInfo>("router_policy", [](EngineInfo& e) -> std::string& { return e.router_policy; }),
     };
     return f;
 }
 
+inline const std::vector<Field<CounterDeltas>>& prometheus_fields();
+using ReplicaDeltas = Object<CounterDeltas, prometheus_fields>;
+
+// A fleet's sum, with each replica's own deltas under per_replica (in replica_urls order).
 inline const std::vector<Field<CounterDeltas>>& prometheus_fields() {
     static const std::vector<Field<CounterDeltas>> f = {
         member<Boolean>("available", &CounterDeltas::available),
         member<Number>("queries_delta", &CounterDeltas::queries),
         member<Number>("hits_delta", &CounterDeltas::hits),
+        optional_field<List<ReplicaDeltas, CounterDeltas>, CounterDeltas>(
+            "per_replica", [](CounterDeltas& c) -> std::vector<CounterDeltas>& { return c.per_replica; }),
     };
     return f;
 }

@@ -4,6 +4,7 @@
 // Each default lives here once, in Settings' member initialisers.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
@@ -41,6 +42,10 @@ struct Settings {
     bool dummy_weights = false;
     bool prefix_caching = true;
     int llamacpp_cache_reuse = 0;  // llama.cpp's n_cache_reuse, sent with every request
+    // A fleet (engine vllm_fleet): KVGATE_URL is the router; these name what is behind it.
+    std::string fleet_replica_urls;  // comma-separated replica roots; empty: asked from the router
+    std::string fleet_policy;        // the router's policy (the fixture starts it; reports name it)
+    int fleet_replicas = 2;          // replicas the fixture starts
 };
 
 // The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
@@ -153,6 +158,27 @@ inline std::string checked_url(const std::string& url) {
     return out;
 }
 
+// KVGATE_FLEET_REPLICA_URLS as a list: each entry a server root, as KVGATE_URL.
+inline std::vector<std::string> split_url_list(const std::string& csv) {
+    std::vector<std::string> out;
+    std::size_t from = 0;
+    while (from <= csv.size() && !csv.empty()) {
+        const auto comma = std::min(csv.find(',', from), csv.size());
+        const std::string item = csv.substr(from, comma - from);
+        if (item.empty())
+            throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS: '" + csv +
+                                        "' has an empty entry; list the replicas as http://host:port,http://host:port");
+        try {
+            out.push_back(checked_url(item));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS: entry " + std::to_string(out.size() + 1) + ": " +
+                                        std::string(e.what()).substr(std::string("KVGATE_URL: ").size()));
+        }
+        from = comma + 1;
+    }
+    return out;
+}
+
 inline const std::vector<SettingSpec>& setting_table() {
     using namespace detail;
     static const std::vector<SettingSpec> table = {
@@ -224,6 +250,20 @@ inline const std::vector<SettingSpec>& setting_table() {
                  "with every request as n_cache_reuse (it overrides --cache-reuse) and also the fixture's "
                  "--cache-reuse; 0 = off",
                  &Settings::llamacpp_cache_reuse, 0, 1 << 20),
+        {"KVGATE_FLEET_REPLICA_URLS", "--fleet-replica-urls",
+         "engine vllm_fleet: the replicas behind the router (KVGATE_URL), comma-separated http://host:port, whose "
+         "/metrics place each request; empty: the router's /list_workers",
+         [](Settings& s, const std::string& v) {
+             split_url_list(v);
+             s.fleet_replica_urls = v;
+         },
+         [](const Settings& s) { return s.fleet_replica_urls; }},
+        string_knob("KVGATE_FLEET_POLICY", "--fleet-policy",
+                    "engine vllm_fleet: the router's policy (vllm-router --policy); the fleet fixture starts the router "
+                    "with it (empty: cache_aware) and reports name it",
+                    &Settings::fleet_policy),
+        int_knob("KVGATE_FLEET_REPLICAS", "--fleet-replicas", "engine vllm_fleet: replicas the fleet fixture starts",
+                 &Settings::fleet_replicas, 1, 64),
     };
     return table;
 }

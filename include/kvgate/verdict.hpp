@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "evidence.hpp"
+#include "placement.hpp"
 #include "records.hpp"
 #include "stats.hpp"
 
@@ -78,6 +79,26 @@ inline std::string outside_prefill_note(const PhaseResult& r) {
                        "of the %.2f ms median saving: the saving is not prefill (llama-server's host prompt cache, "
                        "--cache-ram, copies the slot's KV before a prompt that does not match it)",
                        *miss, *hit, 100 * extra / saving, saving);
+}
+
+// A fleet's placement over the run: every measured trial's warm-up and query, the hit arm's
+// locality. nullopt: not a fleet. A request without a placement counts as unplaced.
+inline std::optional<FleetPlacementSummary> fleet_placement(const PhaseResult& r) {
+    if (!r.engine.fleet()) return std::nullopt;
+    std::vector<TrialPlacement> trials;
+    for (const auto& t : r.trials) {
+        if (t.warmup) continue;
+        TrialPlacement p;
+        p.hit_arm = t.arm == Arm::hit;
+        if (t.warm.placement) p.warm = *t.warm.placement;
+        if (t.measured.placement) p.measured = *t.measured.placement;
+        trials.push_back(p);
+    }
+    return summarize_placement(trials, static_cast<int>(r.engine.replica_urls.size()));
+}
+
+inline std::string router_policy_name(const EngineInfo& e) {
+    return e.router_policy.empty() ? "the router's policy (not named: KVGATE_FLEET_POLICY)" : "policy " + e.router_policy;
 }
 
 // Fills the result's arm statistics, degradation and verdict from its trials.
@@ -165,6 +186,26 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         v.reason = "the run stopped at a fault (" + std::string(to_string(r.fault->kind)) + "): " + r.fault->message;
         v.fix = "fix the cause above and re-run; the trials completed before the fault are kept in the report";
         return;
+    }
+    // A fleet: where the requests went decides before timing can. A hit-arm query away from its
+    // warm-up's replica cannot find the warmed prefix, whatever the cache does.
+    if (const auto fleet = fleet_placement(r)) {
+        const std::string routing = " (" + router_policy_name(r.engine) + ", " +
+                                    std::to_string(fleet->replicas) + " replicas; " + fleet->reuse_line() + ")";
+        if (fleet->check() == FleetPlacementCheck::moved) {
+            v.outcome = Outcome::fail;
+            v.reason = fleet->message() + ": the routing broke cache locality" + routing;
+            v.fix = "route by prefix (vllm-router --policy cache_aware) or keep a conversation on one replica "
+                    "(session affinity)";
+            return;
+        }
+        if (fleet->check() == FleetPlacementCheck::unplaced) {
+            v.outcome = Outcome::unverified;
+            v.reason = fleet->message() + routing;
+            v.fix = "every replica's /metrics must be readable (KVGATE_FLEET_REPLICA_URLS) and nothing else may send "
+                    "requests to the replicas during the run";
+            return;
+        }
     }
     if (ci.n < 2) {
         v.outcome = Outcome::error;

@@ -1,0 +1,165 @@
+// A fleet: vLLM replicas behind a router (vllm-router or any that forwards the OpenAI API). Every
+// request goes through the router, timed exactly as HttpEngine times a single server; kvgate never
+// routes. Around each request it reads every replica's /metrics, and placement.hpp names the
+// replica whose prefix-cache counters moved: that replica served it (requests are sequential).
+// The run's Prometheus evidence is the sum over the replicas, each replica's share kept beside it
+// (the router's own /metrics forwards to one replica only).
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine.hpp"
+#include "http_engine.hpp"
+#include "placement.hpp"
+#include "settings.hpp"
+#include "vllm.hpp"
+
+namespace kvgate {
+
+namespace detail {
+
+// The worker list a router answers at GET /list_workers: {"urls": [...]} (vllm-router), or a list
+// of URLs or of {"url": ...} objects under "workers" or at the top level. Empty: none found.
+inline std::vector<std::string> worker_urls_from_json(const std::string& body) {
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    const nlohmann::json* list = nullptr;
+    if (j.is_array()) list = &j;
+    else if (j.is_object())
+        for (const char* key : {"urls", "workers", "worker_urls"})
+            if (j.contains(key) && j[key].is_array()) {
+                list = &j[key];
+                break;
+            }
+    std::vector<std::string> out;
+    if (!list) return out;
+    for (const auto& w : *list) {
+        if (w.is_string()) out.push_back(w.get<std::string>());
+        else if (w.is_object() && w.contains("url") && w["url"].is_string()) out.push_back(w["url"].get<std::string>());
+    }
+    return out;
+}
+
+inline std::string csv(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+    return out;
+}
+
+}  // namespace detail
+
+class FleetEngine : public Engine {
+public:
+    explicit FleetEngine(const Settings& settings)
+        : settings_(settings), router_(settings, std::make_unique<vllm::Dialect>()) {
+        if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key) api_key_ = key;
+        urls_ = settings.fleet_replica_urls.empty() ? ask_router() : split_url_list(settings.fleet_replica_urls);
+        for (const auto& url : urls_) {
+            auto client = std::make_unique<httplib::Client>(url);
+            if (!client->is_valid()) throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS: '" + url + "' is not a usable URL");
+            const auto us = [](double s) { return std::chrono::microseconds(static_cast<std::int64_t>(s * 1e6)); };
+            client->set_keep_alive(true);
+            client->set_connection_timeout(us(settings.connect_timeout_s));
+            client->set_read_timeout(us(settings.read_timeout_s));
+            replicas_.push_back(std::move(client));
+        }
+    }
+
+    const std::vector<std::string>& replica_urls() const { return urls_; }
+
+    EngineInfo describe() override {
+        EngineInfo info = router_.describe();
+        info.replica_urls = urls_;
+        info.router_policy = settings_.fleet_policy;
+        return info;
+    }
+
+    std::optional<int> count_tokens(const std::string& prompt) override { return router_.count_tokens(prompt); }
+
+    Completion complete(const std::string& prompt, int max_tokens) override {
+        const auto before = snapshot();
+        Completion c = router_.complete(prompt, max_tokens);
+        auto after = snapshot();
+        Placement p = attribute(counters(before), counters(after));
+        // The counters are updated when the engine records the request's stats, which can trail the
+        // stream's end by a few ms: look again before calling it unplaced.
+        for (int i = 0; i < 20 && p.outcome == PlacementOutcome::none_moved; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+            after = snapshot();
+            p = attribute(counters(before), counters(after));
+        }
+        c.record.placement = p;
+        return c;
+    }
+
+    // The fleet's counters: the sum over replicas (available when every replica's is), each one kept.
+    CounterSnapshot prefix_cache_counters() override {
+        CounterSnapshot total;
+        total.available = true;
+        for (const auto& part : snapshot()) {
+            total.available = total.available && part.available;
+            total.queries += part.queries;
+            total.hits += part.hits;
+            total.parts.push_back(part);
+        }
+        if (!total.available) total.queries = total.hits = 0;
+        return total;
+    }
+
+private:
+    std::vector<std::string> ask_router() {
+        httplib::Client client(settings_.url);  // checked by the router engine
+        client.set_connection_timeout(std::chrono::microseconds(static_cast<std::int64_t>(settings_.connect_timeout_s * 1e6)));
+        httplib::Headers h;
+        if (!api_key_.empty()) h.emplace("Authorization", "Bearer " + api_key_);
+        const auto res = client.Get("/list_workers", h);
+        const std::string said = res ? "HTTP " + std::to_string(res->status) : "no answer (" + httplib::to_string(res.error()) + ")";
+        std::vector<std::string> urls;
+        if (res && res->status == 200) urls = detail::worker_urls_from_json(res->body);
+        if (urls.empty())
+            throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS is empty and the router at " + settings_.url +
+                                        " did not list its workers (GET /list_workers: " + said +
+                                        "); name the replicas: --fleet-replica-urls http://host:port,http://host:port");
+        try {
+            return split_url_list(detail::csv(urls));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(std::string("the router's /list_workers names a replica kvgate cannot use (") +
+                                        e.what() + "); name the replicas with --fleet-replica-urls");
+        }
+    }
+
+    // Every replica's counters now, in replica order; an unreadable one is available = false.
+    std::vector<CounterSnapshot> snapshot() {
+        httplib::Headers h;
+        if (!api_key_.empty()) h.emplace("Authorization", "Bearer " + api_key_);
+        std::vector<CounterSnapshot> out;
+        for (auto& client : replicas_) {
+            const auto res = client->Get("/metrics", h);
+            out.push_back(res && res->status == 200 ? vllm::metrics_view(res->body).counters : CounterSnapshot{});
+        }
+        return out;
+    }
+
+    static std::vector<ReplicaCounters> counters(const std::vector<CounterSnapshot>& snap) {
+        std::vector<ReplicaCounters> out;
+        for (const auto& s : snap) out.push_back({s.available, s.queries, s.hits});
+        return out;
+    }
+
+    Settings settings_;
+    HttpEngine router_;
+    std::string api_key_;
+    std::vector<std::string> urls_;
+    std::vector<std::unique_ptr<httplib::Client>> replicas_;  // the side connections to each /metrics
+};
+
+}  // namespace kvgate
