@@ -86,19 +86,16 @@ public:
     std::optional<int> count_tokens(const std::string& prompt) override { return router_.count_tokens(prompt); }
 
     Completion complete(const std::string& prompt, int max_tokens) override {
-        const auto before = snapshot();
-        Completion c = router_.complete(prompt, max_tokens);
-        auto after = snapshot();
-        Placement p = attribute(counters(before), counters(after));
-        // The counters are updated when the engine records the request's stats, which can trail the
-        // stream's end by a few ms: look again before calling it unplaced.
-        for (int i = 0; i < 20 && p.outcome == PlacementOutcome::none_moved; ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(25));
-            after = snapshot();
-            p = attribute(counters(before), counters(after));
-        }
-        c.record.placement = p;
-        return c;
+        return placed([&] { return router_.complete(prompt, max_tokens); });
+    }
+
+    bool takes_messages() const override { return router_.takes_messages(); }
+    std::optional<std::vector<int>> message_token_ids(const std::vector<Message>& messages,
+                                                      bool add_generation_prompt) override {
+        return router_.message_token_ids(messages, add_generation_prompt);
+    }
+    Completion complete_messages(const std::vector<Message>& messages, int max_tokens) override {
+        return placed([&] { return router_.complete_messages(messages, max_tokens); });
     }
 
     // The fleet's counters: the sum over replicas (available when every replica's is), each one kept.
@@ -116,6 +113,24 @@ public:
     }
 
 private:
+    // Sends one request through the router, and names the replica whose counters it moved.
+    template <class Send>
+    Completion placed(Send send) {
+        const auto before = snapshot();
+        Completion c = send();
+        auto after = snapshot();
+        Placement p = attribute(counters(before), counters(after));
+        // The counters are updated when the engine records the request's stats, which can trail the
+        // stream's end by a few ms: look again before calling it unplaced.
+        for (int i = 0; i < 20 && p.outcome == PlacementOutcome::none_moved; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+            after = snapshot();
+            p = attribute(counters(before), counters(after));
+        }
+        c.record.placement = p;
+        return c;
+    }
+
     std::vector<std::string> ask_router() {
         httplib::Client client(settings_.url);  // checked by the router engine
         client.set_connection_timeout(std::chrono::microseconds(static_cast<std::int64_t>(settings_.connect_timeout_s * 1e6)));

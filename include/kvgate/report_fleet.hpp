@@ -64,7 +64,7 @@ inline std::string placement_script(const Experiment& experiment, const std::vec
     const int replicas = fleet_size(phases);
     const int rows = std::max<int>(1, static_cast<int>(fleet.size()));
     std::ostringstream s;
-    s << script_preamble(name, "placement per trial: warm-up replica vs query replica", 1200, 140 + 380 * rows)
+    s << script_preamble(name, "placement per trial: warm-up replica vs query replica", 1200, 160 + 400 * rows)
       << "set offsets 0.5, 0.5, 0, 0\n"
       << "set grid xtics ytics lc rgb \"#dddddd\"\n"
       << "set yrange [-1.6:" << replicas - 0.4 << "]\n"
@@ -84,7 +84,7 @@ inline std::string placement_script(const Experiment& experiment, const std::vec
         for (const auto& t : r->trials) warmups += t.warmup ? 1 : 0;
         s << "\n# " << r->phase.title << "\n"
           << "set title " << gp_quote(r->phase.title + " \u00b7 " + router_policy_name(r->engine) + " \u00b7 " +
-                                      to_string(r->verdict.outcome) + "\n" + (summary ? summary->message() : "") + "; " +
+                                      to_string(r->verdict.outcome) + "\n" + (summary ? summary->message() : "") + "\n" +
                                       (summary ? summary->reuse_line() : ""))
           << "\n";
         if (warmups > 0)
