@@ -51,7 +51,7 @@ TEST_CASE("fleet: a cache-aware router keeps each query on its warm-up's replica
     REQUIRE(result.verdict.outcome == Outcome::pass);
 }
 
-TEST_CASE("fleet: round_robin sends queries away from their warm-up, and the gate names it", "[fleet][negative]") {
+TEST_CASE("fleet: round_robin sends queries away from their warm-up and the gate names it", "[fleet][negative]") {
     const auto settings = fleet_settings("round_robin");
     if (!settings) return;
     const auto result = measure_fleet(*settings);
