@@ -32,8 +32,8 @@ struct FakeReplica {
                             "text/plain");
         });
         port = server.bind_to_any_port("127.0.0.1");
+        // bind_to_any_port already listens: a connection waits in the backlog until the thread accepts.
         thread = std::thread([this] { server.listen_after_bind(); });
-        server.wait_until_ready();
     }
     ~FakeReplica() {
         server.stop();
@@ -68,8 +68,8 @@ struct FakeRouter {
             });
         }
         port = server.bind_to_any_port("127.0.0.1");
+        // bind_to_any_port already listens: a connection waits in the backlog until the thread accepts.
         thread = std::thread([this] { server.listen_after_bind(); });
-        server.wait_until_ready();
     }
     ~FakeRouter() {
         server.stop();
