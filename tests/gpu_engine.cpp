@@ -44,5 +44,11 @@ TEST_CASE("engine: no prefix cache means no hits", "[gpu][engine]") {
     const auto [deltas, second] = repeat_prompt(*settings);
     INFO("hits delta " << deltas.hits << ", cached tokens of the repeat " << second.usage.cached_tokens);
     CHECK(deltas.hits == 0);
-    CHECK(second.usage.cached_tokens <= 0);
+    // A server that reports no cached tokens at all cannot show that none were cached.
+    if (second.usage.cached_tokens < 0) {
+        testing::skip_or_fail("the server reports no cached tokens (usage.prompt_tokens_details): start it with "
+                              "--enable-prompt-tokens-details");
+        return;
+    }
+    CHECK(second.usage.cached_tokens == 0);
 }

@@ -58,8 +58,12 @@ public:
 
     // Reads one request (head and Content-Length body) and records it; nullopt once the client
     // has closed the connection or the server is stopping.
-    std::optional<HttpRequest> read_request() {
+    // `idle_limit`: also nullopt when no byte of a request arrives within it (a server's keep-alive
+    // timeout; the script then returns and the connection is closed).
+    std::optional<HttpRequest> read_request(std::optional<std::chrono::milliseconds> idle_limit = std::nullopt) {
         std::size_t head_end;
+        if (idle_limit && buffer_.empty() && !receive(std::chrono::steady_clock::now() + *idle_limit))
+            return std::nullopt;
         while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos)
             if (!receive()) return std::nullopt;
         HttpRequest req = wire::parse_head(std::string_view(buffer_).substr(0, head_end));
@@ -104,12 +108,14 @@ public:
 
 private:
 
-    // Appends what arrives; false on close, error or stop. Polls in short slices to notice a stop.
-    bool receive() {
+    // Appends what arrives; false on close, error, stop or the deadline. Polls in short slices to
+    // notice a stop.
+    bool receive(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
         if (closed_) return false;
         pollfd p{fd_, POLLIN, 0};
         while (true) {
             if (state_.stopping_now()) return false;
+            if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
             const int ready = ::poll(&p, 1, 20);
             if (ready < 0) return false;
             if (ready > 0) break;

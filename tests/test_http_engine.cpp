@@ -10,6 +10,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -18,6 +22,8 @@
 #include <vector>
 
 #include "kvgate/http_engine.hpp"
+#include "kvgate/protocol.hpp"
+#include "kvgate/results_json.hpp"
 #include "kvgate/vllm.hpp"
 #include "loopback_server.hpp"
 
@@ -532,4 +538,124 @@ TEST_CASE("HttpEngine: a stream with no generated token", "[http]") {
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "no_tokens", "stream");
     check_next_request_succeeds(engine);
+}
+
+// A reply that closes its connection, so that the side connection and the timed one (served one at
+// a time by the loopback server) take turns.
+std::string closing_reply(int status, const std::string& reason, const std::string& body) {
+    return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: text/plain\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+TEST_CASE("HttpEngine: an error body with invalid UTF-8 still leaves a valid results file", "[http][utf8]") {
+    const std::string body = "upstream exploded: \xFF\xFE at the end";
+    LoopbackServer server([&](Connection& conn) {
+        if (conn.read_request()) conn.send(closing_reply(500, "Internal Server Error", body));
+        conn.close();
+    });
+    Settings s = settings_for(server.url());
+    s.trials = 2;
+    s.warmup = 0;
+    s.settle_ms = 0;
+    s.seed = 7;
+    HttpEngine engine(s, std::make_unique<vllm::Dialect>());
+    const PhaseResult r = run_phase(engine, s, phase_descriptor("phase1"));
+    REQUIRE(r.fault);
+    CHECK(r.fault->kind == FaultKind::http_status);
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("kvgate-utf8-" + std::to_string(::getpid()) + "-results_phase1.json");
+    REQUIRE_NOTHROW(write_results(r, path));
+    std::ifstream in(path);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(path);
+    const auto doc = nlohmann::json::parse(text, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    const std::string message = doc["fault"]["message"].get<std::string>();
+    CHECK_THAT(message, Catch::Contains("upstream exploded: \xEF\xBF\xBD\xEF\xBF\xBD at the end"));
+}
+
+TEST_CASE("HttpEngine: the API key is masked before the server's words are cut, so no prefix leaks", "[http][utf8]") {
+    // The key straddles the 500-byte cut of an error body.
+    const std::string body = std::string(490, 'x') + kApiKey + " rejected";
+    LoopbackServer server(fault_then_reply([&](Connection& conn) { conn.send(closing_reply(401, "Unauthorized", body)); }));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "http_status", "headers");
+    CHECK_THAT(c.fault->message, !Catch::Contains(std::string(kApiKey).substr(0, 6)));
+    CHECK_THAT(c.fault->message, Catch::Contains("xxx***"));
+}
+
+TEST_CASE("HttpEngine: a first token without text is still the first token, and stamps TTFT", "[http][empty_token]") {
+    // vLLM sends a token whose text is empty (a special token, one byte of a character) as
+    // `"content": ""`; the role-only chunk before it is no token.
+    LoopbackServer server([](Connection& conn) {
+        while (conn.read_request()) {
+            conn.send(wire::sse_head() + role_chunk());
+            conn.pause(milliseconds(60));
+            conn.send(chat_chunk(R"({"content":""})"));
+            conn.pause(milliseconds(60));
+            conn.send(content_chunk("Hi"));
+            conn.send(usage_chunk());
+            conn.send(done_and_end());
+        }
+    });
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    const auto c = engine.complete("Say hello", 2);
+    INFO("fault: " << (c.fault ? c.fault->message : "none") << "; stamps (ms): " << describe(c.record.stamps));
+    REQUIRE_FALSE(c.fault);
+    REQUIRE(c.record.stamps.first_token_ms);
+    REQUIRE(c.record.stamps.first_event_ms);
+    CHECK(*c.record.stamps.first_token_ms >= 55);   // not the role chunk...
+    CHECK(*c.record.stamps.first_token_ms < 115);   // ...and not the first token with text
+    CHECK(*c.record.stamps.first_event_ms < 55);
+}
+
+TEST_CASE("HttpEngine: a one-token reply whose token has no text completes", "[http][empty_token]") {
+    LoopbackServer server([](Connection& conn) {
+        while (conn.read_request())
+            conn.send(wire::sse_head() + role_chunk() + chat_chunk(R"({"content":""})") + usage_chunk() + done_and_end());
+    });
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    const auto c = engine.complete("Say hello", 1);
+    INFO("fault: " << (c.fault ? c.fault->message : "none"));
+    CHECK_FALSE(c.fault);
+    CHECK(c.record.stamps.first_token_ms);
+}
+
+TEST_CASE("HttpEngine: a settle longer than the server's keep-alive does not reconnect inside the timed request",
+          "[http][keepalive]") {
+    struct Seen {
+        std::string method;
+        bool first_on_connection;
+    };
+    std::mutex mutex;
+    std::vector<Seen> seen;
+    // Closes a connection idle for 300 ms, as vLLM (uvicorn) does after 5 s.
+    LoopbackServer server([&](Connection& conn) {
+        bool first = true;
+        while (auto req = conn.read_request(milliseconds(300))) {
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                seen.push_back({req->method, first});
+            }
+            first = false;
+            if (req->method == "GET")
+                conn.send(wire::json_response(200, "OK", R"({"object":"list","data":[]})"));
+            else
+                stream_reply(conn, milliseconds(1));
+        }
+    });
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    REQUIRE_FALSE(engine.complete("warm", 1).fault);
+    std::this_thread::sleep_for(milliseconds(600));  // the settle: the server closes the idle connection
+    engine.prepare_timed_request();
+    const auto timed = engine.complete("Say hello", 3);
+    REQUIRE_FALSE(timed.fault);
+    std::lock_guard<std::mutex> lock(mutex);
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[1].method == "GET");
+    CHECK(seen[1].first_on_connection);  // the reconnect happened here...
+    CHECK(seen[2].method == "POST");
+    CHECK_FALSE(seen[2].first_on_connection);  // ...not inside the timed request
+    CHECK(server.accepts() == 2);
 }

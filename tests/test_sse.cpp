@@ -221,10 +221,13 @@ TEST_CASE("StreamReader: which deltas carry a token", "[sse]") {
         {"reasoning_content (reasoning models)", chat_delta(R"({"reasoning_content":"hmm"})"), true},
         {"reasoning (newer vLLM)", chat_delta(R"({"reasoning":"hmm"})"), true},
         {"/v1/completions text", sse(R"({"object":"text_completion","choices":[{"index":0,"text":"a"}]})"), true},
-        {"empty content", chat_delta(R"({"content":""})"), false},
+        // A token whose text is empty (a special token, one byte of a character) is still a token:
+        // vLLM streams it as its own chunk (issue 10).
+        {"empty content", chat_delta(R"({"content":""})"), true},
+        {"empty completions text", sse(R"({"choices":[{"index":0,"text":""}]})"), true},
+        {"the role chunk (empty content beside the role)", chat_delta(R"({"role":"assistant","content":""})"), false},
         {"null content", chat_delta(R"({"content":null})"), false},
-        {"empty delta", chat_delta("{}"), false},
-        {"empty completions text", sse(R"({"choices":[{"index":0,"text":""}]})"), false},
+        {"empty delta (a finish-only chunk)", chat_delta("{}"), false},
         {"usage-only final chunk", sse(R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}})"), false},
     };
     for (const auto& c : cases) {

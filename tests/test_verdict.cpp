@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+
 #include "kvgate/verdict.hpp"
 
 using namespace kvgate;
@@ -24,7 +27,96 @@ PhaseResult run_of(const std::vector<double>& hit, const std::vector<double>& mi
     return r;
 }
 
+// A GPU-like engine (16-token blocks) behind a chat template that adds 20 tokens before the
+// content and 5 after it (a Llama 3 / Qwen system header is longer than a block). Sizes as the
+// protocol's defaults: A 512, B 256, Q 32 content tokens.
+PhaseResult templated_run(int hit_cached, int miss_cached) {
+    PhaseResult r = run_of({100, 105, 98, 102}, {300, 310, 290, 305}, hit_cached, miss_cached);
+    r.engine.block_size = 16;
+    r.engine.template_shape = TemplateShape{20, 5};
+    for (auto& t : r.trials) {
+        t.warm_prompt_tokens_expected = 768;
+        t.warm.usage.prompt_tokens = 20 + 768 + 5;
+        t.prompt_tokens_expected = (t.arm == Arm::hit ? 768 : 256) + 32;
+        t.measured.usage.prompt_tokens = 20 + t.prompt_tokens_expected + 5;
+    }
+    return r;
+}
+
 }  // namespace
+
+TEST_CASE("a miss that reuses only the chat template's shared blocks is no contamination", "[verdict][template]") {
+    auto r = templated_run(784, 16);  // the template's 20 tokens fill one 16-token block
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.evidence, Catch::Contains("template prefix 20 and suffix 5 tokens"));
+}
+
+TEST_CASE("a miss that reuses more than the template explains is contamination", "[verdict][template]") {
+    auto r = templated_run(784, 32);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::unverified);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("up to 32 cached tokens; the template explains 16"));
+}
+
+TEST_CASE("a hit that reuses only the template's prefix fails: it must reuse the warm prompt's whole blocks",
+          "[verdict][template]") {
+    auto r = templated_run(16, 16);  // > 0 cached, but only the template's block
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    // warm prompt 793 tokens less the 5-token suffix = 788 shared: 49 whole blocks = 784
+    CHECK_THAT(r.verdict.reason, Catch::Contains("the warm prompt's whole blocks are 784"));
+    auto short_by_a_block = templated_run(768, 16);
+    decide(short_by_a_block, 10, 0.95);
+    CHECK(short_by_a_block.verdict.outcome == Outcome::fail);
+}
+
+TEST_CASE("without the template's shape a hit must reuse more than a miss may", "[verdict][template]") {
+    auto r = templated_run(16, 0);
+    r.engine.template_shape = TemplateShape{};  // the engine could not render: less than a block may be a miss's
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.evidence, Catch::Contains("the whole-block rule needs both"));
+    auto nothing = templated_run(15, 0);
+    nothing.engine.template_shape = TemplateShape{};
+    decide(nothing, 10, 0.95);
+    CHECK(nothing.verdict.outcome == Outcome::fail);
+}
+
+TEST_CASE("pairs with a TTFT that is not a positive number are counted, and the verdict says so", "[verdict]") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (double bad : {0.0, -5.0, nan}) {
+        auto r = run_of({100, 105, 98, bad}, {300, 310, 290, 305});
+        decide(r, 10, 0.95);
+        INFO("bad TTFT " << bad);
+        CHECK(r.verdict.outcome == Outcome::error);
+        CHECK_THAT(r.verdict.reason, Catch::Contains("1 of 4 trial pairs have a TTFT that is not a positive number"));
+    }
+}
+
+TEST_CASE("at threshold 0 a ratio of exactly 1 does not pass", "[verdict]") {
+    auto r = run_of({100, 100, 100, 100}, {100, 100, 100, 100});
+    decide(r, 0, 0.95);
+    CHECK(r.verdict.outcome != Outcome::pass);
+}
+
+TEST_CASE("two identical pairs (a zero-width interval) do not pass", "[verdict]") {
+    auto r = run_of({100, 100}, {300, 300});
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::indeterminate);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("zero width"));
+}
+
+TEST_CASE("an arm without measured trials has unknown statistics, not zeros", "[verdict]") {
+    PhaseResult r;
+    decide(r, 10, 0.95);
+    CHECK(r.hit_stats.n == 0);
+    CHECK(std::isnan(r.hit_stats.ttft_median));
+    CHECK(std::isnan(r.miss_stats.ttft_mean));
+    CHECK(std::isnan(r.ttft_degradation_pct));
+}
 
 TEST_CASE("a clear saving passes", "[verdict]") {
     auto r = run_of({100, 105, 98, 102}, {300, 310, 290, 305});
@@ -55,7 +147,7 @@ TEST_CASE("a hit arm with nothing cached fails, whatever the timings", "[verdict
     auto r = run_of({100, 105, 98}, {300, 310, 290}, /*hit_cached=*/0);
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::fail);
-    CHECK_THAT(r.verdict.reason, Catch::Contains("no cached tokens"));
+    CHECK_THAT(r.verdict.reason, Catch::Contains("hit-arm requests reused too little (fewest 0 cached tokens"));
 }
 
 TEST_CASE("a miss arm served from cache makes the run unverified, never a pass", "[verdict]") {

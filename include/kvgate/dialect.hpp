@@ -52,6 +52,11 @@ public:
                                                               bool /*add_generation_prompt*/) const {
         return std::nullopt;
     }
+    // The ids of the prompt as the server renders it; nullopt where the server cannot say.
+    virtual std::optional<std::vector<int>> token_ids(const SideRequest&, const std::string& /*model*/, bool /*chat*/,
+                                                      const std::string& /*prompt*/) const {
+        return std::nullopt;
+    }
     virtual MetricsView metrics(const SideRequest& side) const = 0;
     // Adds to a completion request what makes it generate exactly `max_tokens` tokens.
     virtual void ask_fixed_output(nlohmann::json& body, int max_tokens) const = 0;

@@ -4,6 +4,7 @@
 // the counters is each engine's knowledge (vllm.hpp, ...); this header reads the text format.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <sstream>
@@ -12,6 +13,7 @@
 
 #include "engine.hpp"
 #include "records.hpp"
+#include "reuse.hpp"
 
 namespace kvgate {
 
@@ -77,15 +79,44 @@ inline CounterDeltas counter_deltas(const CounterSnapshot& before, const Counter
     return d;
 }
 
-// Cached tokens the hit arm must show: every full block of the warmed prompt [A,B].
-inline int expected_hit_cached_tokens(int warm_prompt_tokens, int block_size) {
-    if (block_size <= 0) return 1;  // block unknown: any cached token counts
-    return (warm_prompt_tokens / block_size) * block_size;
+// Two prompts for template_shape(): different first and last words, the protocol's form (a
+// leading space, whole sentences).
+inline const char* template_probe_a() { return " River stone market."; }
+inline const char* template_probe_b() { return " Window candle thunder?"; }
+
+inline TemplateShape template_shape(const TokenIds& a, const TokenIds& b) {
+    TemplateShape t;
+    t.prefix_tokens = common_prefix_length(a, b);
+    const int n = static_cast<int>(std::min(a.size(), b.size())) - t.prefix_tokens;
+    int suffix = 0;
+    while (suffix < n && a[a.size() - 1 - static_cast<std::size_t>(suffix)] == b[b.size() - 1 - static_cast<std::size_t>(suffix)])
+        ++suffix;
+    t.suffix_tokens = suffix;
+    return t;
 }
 
-// The miss arm may share less than one block with anything cached ([B,Q] starts a new prefix).
-inline bool miss_cached_tokens_acceptable(int cached_tokens, int block_size) {
-    return cached_tokens < (block_size > 0 ? block_size : 1);
+// Cached tokens a hit must show: the whole blocks of its warm prompt [A,B] that prefix the
+// measured prompt [A,B,Q] as rendered, i.e. the warm prompt less the template's suffix (which
+// the measured prompt replaces with Q), capped at the measured prompt's length - 1 (the last
+// token is always computed). Needs the block size and the template's shape; see hit_rule_known().
+inline int expected_hit_cached_tokens(int warm_prompt_tokens, int measured_prompt_tokens, int block_size,
+                                      const TemplateShape& shape) {
+    const int shared = std::max(0, warm_prompt_tokens - std::max(0, shape.suffix_tokens));
+    return reusable_tokens(shared, measured_prompt_tokens, block_size);
 }
+
+// The most a miss [B,Q] may find cached without having been served from another trial's content:
+// the whole blocks of the template's shared prefix (a block of a long system header is cached by
+// every earlier request). Where the template is unknown: less than one block (block size unknown:
+// nothing), the rule that holds for templates shorter than a block.
+inline int miss_cached_tokens_allowed(int measured_prompt_tokens, int block_size, const TemplateShape& shape) {
+    if (shape.prefix_tokens < 0) return std::max(block_size, 1) - 1;
+    return reusable_tokens(shape.prefix_tokens, std::max(measured_prompt_tokens, 0), block_size);
+}
+
+// The hit's full rule (whole blocks of the warm prompt) needs the engine's block size (vLLM
+// reuses whole blocks only, so 0 = unknown cannot be taken as token granularity) and the
+// template's shape; without them a hit must show only more than the template explains.
+inline bool hit_rule_known(int block_size, const TemplateShape& shape) { return block_size > 0 && shape.known(); }
 
 }  // namespace kvgate

@@ -27,16 +27,19 @@ namespace kvgate {
 
 namespace detail {
 
-inline std::string server_error_message(const std::string& body) {
+// The server's own words from an error body (its JSON message where it has one), as a fault
+// excerpt: `secret` masked before the cut, valid UTF-8 after it.
+inline std::string server_error_message(const std::string& body, const std::string& secret = {}) {
+    constexpr std::size_t limit = 500;
     const auto j = nlohmann::json::parse(body, nullptr, false);
     if (!j.is_discarded() && j.is_object()) {
         const auto& err = j.contains("error") ? j["error"] : j;
         if (err.is_object() && err.contains("message") && err["message"].is_string())
-            return err["message"].get<std::string>();
-        if (err.is_string()) return err.get<std::string>();
-        if (j.contains("detail")) return j["detail"].dump();
+            return fault_excerpt(err["message"].get<std::string>(), limit, secret);
+        if (err.is_string()) return fault_excerpt(err.get<std::string>(), limit, secret);
+        if (j.contains("detail")) return fault_excerpt(j["detail"].dump(), limit, secret);
     }
-    return body.substr(0, 500);
+    return fault_excerpt(body, limit, secret);
 }
 
 inline std::optional<double> since(Clock::time_point t0, std::optional<Clock::time_point> t) {
@@ -50,8 +53,10 @@ inline std::optional<double> since(Clock::time_point t0, std::optional<Clock::ti
 // Kept apart from the socket so that every edge case can be fed to it directly.
 class StreamReader {
 public:
-    // `dialect` (optional, must outlive the reader) reads what the server adds to each chunk.
-    explicit StreamReader(const OpenAiDialect* dialect = nullptr) : dialect_(dialect) {}
+    // `dialect` (optional, must outlive the reader) reads what the server adds to each chunk;
+    // `secret` (the API key) is masked in every fault text the reader makes.
+    explicit StreamReader(const OpenAiDialect* dialect = nullptr, std::string secret = {})
+        : dialect_(dialect), secret_(std::move(secret)) {}
 
     void on_headers(Clock::time_point at, int status) {
         headers_at_ = at;
@@ -107,12 +112,12 @@ private:
         const auto j = nlohmann::json::parse(event.data, nullptr, false);
         if (j.is_discarded() || !j.is_object()) {
             fault_ = Fault{FaultKind::malformed_chunk, FaultStage::stream,
-                           "the server sent an event that is not a JSON object: '" + event.data.substr(0, 200) + "'"};
+                           "the server sent an event that is not a JSON object: '" + fault_excerpt(event.data, 200, secret_) + "'"};
             return false;
         }
         if (j.contains("error")) {
             fault_ = Fault{FaultKind::error_event, FaultStage::stream,
-                           "the server reported an error mid-stream: " + detail::server_error_message(event.data)};
+                           "the server reported an error mid-stream: " + detail::server_error_message(event.data, secret_)};
             return false;
         }
         if (j.contains("choices") && j["choices"].is_array())
@@ -133,12 +138,27 @@ private:
         return it != obj.end() && it->is_string() && !it->get_ref<const std::string&>().empty();
     }
 
+    static bool has_string(const nlohmann::json& obj, const char* key) {
+        if (!obj.is_object()) return false;
+        auto it = obj.find(key);
+        return it != obj.end() && it->is_string();
+    }
+
+    // A chunk carries a generated token when it has text, or, with no text, when it is a content
+    // delta that is not the role announcement: a token whose text is empty (a special token, one
+    // byte of a multi-byte character) still arrives as its own chunk, `"content": ""` (vLLM sends
+    // one chunk per token, serving.py: DeltaMessage(content=delta_text)). That chunk is the moment
+    // the first token was there, so it stamps TTFT; the role-only first chunk never does, nor does a
+    // finish-only chunk without a content field. usage.completion_tokens stays the count.
     static bool carries_token(const nlohmann::json& choice) {
-        if (non_empty_string(choice, "text")) return true;  // /v1/completions
+        if (has_string(choice, "text")) return true;  // /v1/completions: one chunk per token
         if (!choice.is_object() || !choice.contains("delta")) return false;
         const auto& delta = choice["delta"];
-        return non_empty_string(delta, "content") || non_empty_string(delta, "reasoning_content") ||
-               non_empty_string(delta, "reasoning");
+        if (non_empty_string(delta, "content") || non_empty_string(delta, "reasoning_content") ||
+            non_empty_string(delta, "reasoning"))
+            return true;
+        if (!delta.is_object() || delta.contains("role")) return false;
+        return has_string(delta, "content") || has_string(delta, "reasoning_content") || has_string(delta, "reasoning");
     }
 
     void read_usage(const nlohmann::json& u) {
@@ -152,6 +172,7 @@ private:
     }
 
     const OpenAiDialect* dialect_;
+    std::string secret_;
     SseParser parser_;
     int status_ = 0;
     std::string error_body_;
@@ -191,6 +212,10 @@ public:
         return dialect_->count_tokens(side_request(), settings_.model, settings_.endpoint == "chat", prompt);
     }
 
+    std::optional<TokenIds> token_ids(const std::string& prompt) override {
+        return dialect_->token_ids(side_request(), settings_.model, settings_.endpoint == "chat", prompt);
+    }
+
     Completion complete(const std::string& prompt, int max_tokens) override {
         return stream(request_body(prompt, max_tokens));
     }
@@ -212,6 +237,11 @@ public:
         return stream(body);
     }
 
+    // After a pause (the settle) the server may have closed the idle keep-alive connection (vLLM:
+    // after 5 s), and the client would reconnect inside the timed request. A cheap request on the
+    // same connection right before it reconnects first, outside the timing; its answer is not used.
+    void prepare_timed_request() override { client_->Get("/v1/models", headers()); }
+
     CounterSnapshot prefix_cache_counters() override { return metrics().counters; }
 
 private:
@@ -224,7 +254,7 @@ private:
         req.body = body.dump();
         req.set_header("Content-Type", "application/json");
 
-        StreamReader reader(dialect_.get());
+        StreamReader reader(dialect_.get(), api_key_);
         req.response_handler = [&](const httplib::Response& res) {
             reader.on_headers(Clock::now(), res.status);
             return true;
@@ -250,7 +280,8 @@ private:
         // The read timeout restarts with every arrival: a stall is the silence before the end,
         // not the length of the whole request.
         out.fault = classify(res, reader, ms_between(reader.last_arrival().value_or(sent), ended), out.record);
-        if (out.fault) redact_api_key(out.fault->message);
+        // Whatever the message quotes (the URL, the server's words): no key, valid UTF-8.
+        if (out.fault) out.fault->message = valid_utf8(redacted(out.fault->message, api_key_));
         return out;
     }
 
@@ -315,14 +346,6 @@ private:
         };
     }
 
-    // A server may quote the credentials it rejected; the key must never reach a report.
-    void redact_api_key(std::string& text) const {
-        if (api_key_.empty()) return;
-        const std::string mask = "***";  // searching on past it: a key like "*" must not match its own mask
-        for (auto at = text.find(api_key_); at != std::string::npos; at = text.find(api_key_, at + mask.size()))
-            text.replace(at, api_key_.size(), mask);
-    }
-
     // Names what went wrong, if anything. A read error is told apart by when it struck: before
     // or after the headers, and after the full read timeout of silence (a stall) or sooner (a close).
     std::optional<Fault> classify(const httplib::Result& res, const StreamReader& reader, double silent_ms,
@@ -360,7 +383,7 @@ private:
         if (reader.status() >= 400)
             return Fault{FaultKind::http_status, FaultStage::headers,
                          "HTTP " + std::to_string(reader.status()) + where + ": " +
-                             detail::server_error_message(reader.error_body())};
+                             detail::server_error_message(reader.error_body(), api_key_)};
         if (!reader.done())
             return Fault{reader.has_partial_event() ? FaultKind::closed_mid_stream : FaultKind::no_done, FaultStage::stream,
                          reader.has_partial_event() ? "the stream ended inside an event" + where

@@ -43,6 +43,27 @@ inline std::string progress_line(const PhaseResult& r, const Trial& t) {
     return buf;
 }
 
+// A checkpoint, written after a trial while the run goes on: statistics of the trials so far, and
+// a verdict that says the file is partial (the run may be killed before it is rewritten).
+inline void mark_partial(PhaseResult& r) {
+    decide(r, r.settings.threshold_pct, r.settings.confidence);
+    const int planned = 2 * (r.settings.warmup + r.settings.trials);
+    r.complete = false;
+    r.verdict.outcome = Outcome::error;
+    r.verdict.reason = "partial results: " + std::to_string(r.trials.size()) + " of " + std::to_string(planned) +
+                       " trials had been measured when this file was written (the run was still going, or was "
+                       "killed); no verdict";
+    r.verdict.fix = "let the run finish; a finished run's file says \"complete\": true or names its fault";
+}
+
+// The token count of a prompt's content alone: what the template (or a BOS token) adds to every
+// rendered prompt is counted once per prompt, not once per part, so it is taken off each part.
+inline std::optional<int> template_overhead(Engine& engine, const TemplateShape& shape) {
+    if (auto empty = engine.count_tokens("")) return *empty;
+    if (shape.known()) return shape.prefix_tokens + shape.suffix_tokens;
+    return std::nullopt;
+}
+
 // Runs `phase` on `engine`. Engines report failures as values, so this returns a result whatever
 // happens: a fault stops the run and keeps the trials completed before it.
 inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescriptor& phase,
@@ -57,9 +78,20 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     r.settings.seed =
         s.seed != 0 ? s.seed : (std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) | 1;
     r.engine = engine.describe();
+    {
+        const auto a = engine.token_ids(template_probe_a());
+        const auto b = engine.token_ids(template_probe_b());
+        if (a && b) r.engine.template_shape = template_shape(*a, *b);
+    }
 
-    // All content is built (and sized with the engine's tokenizer) before anything is timed.
-    PromptBuilder builder(r.settings.seed, [&](const std::string& text) { return engine.count_tokens(text); });
+    // All content is built (and sized with the engine's tokenizer) before anything is timed. Parts
+    // are sized by their content: A + B + Q is then at least the targets' sum, plus the template once.
+    const std::optional<int> overhead = template_overhead(engine, r.engine.template_shape);
+    PromptBuilder builder(r.settings.seed, [&](const std::string& text) -> std::optional<int> {
+        const auto n = engine.count_tokens(text);
+        if (!n || !overhead) return n;
+        return std::max(0, *n - *overhead);
+    });
     const int pairs = s.warmup + s.trials;
     std::vector<TrialPrompts> prompts;
     for (int i = 0; i < 2 * pairs; ++i)
@@ -88,11 +120,15 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         };
         Completion warm = engine.complete(p.warm(), 1);
         t.warm = warm.record;
+        // A warm request needs the prefill done, not a visible token: a stream that completed
+        // with its one token's text empty (a special token, a lone byte) warmed the cache all the same.
+        if (warm.fault && warm.fault->kind == FaultKind::no_tokens) warm.fault.reset();
         if (warm.fault) {
             fail(warm, FaultRequest::warm);
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(s.settle_ms));
+        engine.prepare_timed_request();
         Completion measured = engine.complete(t.arm == Arm::hit ? p.hit() : p.miss(), r.settings.max_output_tokens);
         t.measured = measured.record;
         if (measured.fault) {
@@ -104,7 +140,10 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         const int completion = std::max(0, t.measured.usage.completion_tokens);
         t.throughput = t.total_time_ms > 0 ? completion / (t.total_time_ms / 1000) : 0;
         r.trials.push_back(t);
-        if (observe) observe(r, r.trials.back());
+        if (observe) {
+            mark_partial(r);
+            observe(r, r.trials.back());
+        }
     }
     r.counters = counter_deltas(before, engine.prefix_cache_counters());
     r.complete = !r.fault;

@@ -134,6 +134,17 @@ public:
         return n;
     }
 
+    std::optional<TokenIds> token_ids(const std::string& prompt) override {
+        pybind11::gil_scoped_acquire gil;
+        std::optional<TokenIds> ids;
+        quietly([&] {
+            TokenIds out;
+            for (const auto& id : tokenizer_.attr("encode")(prompt)) out.push_back(id.cast<int>());
+            ids = std::move(out);
+        });
+        return ids;
+    }
+
     // The seed's phase 2 times 1-token generations only: generate() returns at the end, so a longer
     // call would say nothing about the first token.
     int output_tokens(int) const override { return 1; }
@@ -167,7 +178,7 @@ public:
                 out.record.engine_ttft_ms = metrics.attr("first_token_latency").cast<double>() * 1000;
         } catch (py::error_already_set& e) {
             out.fault = Fault{FaultKind::python_exception, FaultStage::generate,
-                              "vLLM raised during LLM.generate:\n" + detail::format_python_error(e)};
+                              valid_utf8("vLLM raised during LLM.generate:\n" + detail::format_python_error(e))};
         }
         return out;
     }

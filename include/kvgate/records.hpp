@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -113,6 +114,16 @@ struct Verdict {
     std::string evidence;       // "cache", "timing only", ...
 };
 
+// What the chat template (or the tokenizer: a BOS token) adds around every prompt, in tokens:
+// found by rendering two prompts that differ in their first and last words and taking the common
+// token prefix and suffix. -1: unknown (the engine could not render).
+struct TemplateShape {
+    int prefix_tokens = -1;  // shared by every prompt: a miss may find these cached
+    int suffix_tokens = -1;  // after the content (e.g. "<|im_end|>\n<|im_start|>assistant\n"): the
+                             // warm prompt's suffix is no prefix of the measured prompt
+    bool known() const { return prefix_tokens >= 0 && suffix_tokens >= 0; }
+};
+
 struct EngineInfo {
     std::string name;      // "vllm", "llama.cpp", ...: the engine says
     std::string version;
@@ -128,6 +139,7 @@ struct EngineInfo {
     std::string router_policy{};  // as the settings name it; empty: not known
 
     bool fleet() const { return !replica_urls.empty(); }
+    TemplateShape template_shape;  // measured by the protocol at the start of a run
 };
 
 // A fault is a value: which trial, which request, which stage, what the server said.
@@ -208,6 +220,51 @@ inline std::optional<FaultRequest> fault_request_from_string(const std::string& 
 }
 inline std::optional<FaultStage> fault_stage_from_string(const std::string& s) {
     return detail::enum_from_name(detail::fault_stage_names, s);
+}
+
+// Fault texts carry the server's own bytes, which may be anything; results are JSON, which needs
+// valid UTF-8. Invalid sequences (also a character cut by a length limit) become U+FFFD.
+inline std::string valid_utf8(const std::string& s) {
+    std::string out;
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t n = s.size();
+    for (std::size_t i = 0; i < n;) {
+        const unsigned char c = p[i];
+        std::size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
+        // Overlong three/four-byte forms, UTF-16 surrogates and code points above U+10FFFF.
+        if (ok && c == 0xe0) ok = p[i + 1] >= 0xa0;
+        if (ok && c == 0xed) ok = p[i + 1] < 0xa0;
+        if (ok && c == 0xf0) ok = p[i + 1] >= 0x90;
+        if (ok && c == 0xf4) ok = p[i + 1] < 0x90;
+        if (ok) {
+            out.append(s, i, len);
+            i += len;
+        } else {
+            out += "\xef\xbf\xbd";
+            ++i;
+        }
+    }
+    return out;
+}
+
+// Masks every occurrence of `secret` (nothing when it is empty). Runs before any cut, so that a
+// secret straddling the cut cannot leave its prefix behind.
+inline std::string redacted(std::string text, const std::string& secret) {
+    if (secret.empty()) return text;
+    const std::string mask = "***";  // searching on past it: a key like "*" must not match its own mask
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + mask.size()))
+        text.replace(at, secret.size(), mask);
+    return text;
+}
+
+// A server's words for a fault message: secret masked first, then cut to `limit` bytes, then made
+// valid UTF-8 (a cut may split a character).
+inline std::string fault_excerpt(const std::string& text, std::size_t limit, const std::string& secret = {}) {
+    std::string out = redacted(text, secret);
+    if (out.size() > limit) out = out.substr(0, limit) + "...";
+    return valid_utf8(out);
 }
 
 struct Fault {

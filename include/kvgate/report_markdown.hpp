@@ -120,7 +120,10 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
       << ")\n\n"
       << "**" << md_outcome(v.outcome) << "**" << (v.reason.empty() ? "" : " — " + md_line(v.reason)) << "\n\n";
     if (!v.fix.empty()) s << "**Fix:** " << md_line(v.fix) << "\n\n";
-    if (!r.complete) s << "**Incomplete run:** a fault stopped it before every trial was measured.\n\n";
+    if (!r.complete)
+        s << (r.fault ? "**Incomplete run:** a fault stopped it before every trial was measured.\n\n"
+                      : "**Partial results:** the run had not finished when this file was last written (it was "
+                        "killed, or is still running).\n\n");
 
     s << "| | cache hit [A,B,Q] | cache miss [B,Q] |\n"
       << "|---|---:|---:|\n"

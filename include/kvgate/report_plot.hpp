@@ -195,8 +195,11 @@ inline std::string results_script(const Experiment& experiment, const std::vecto
           << "set xtics (" << gp_quote("cache hit [A,B,Q], n=" + std::to_string(r.hit_stats.n)) << " 0, "
           << gp_quote("cache miss [B,Q], n=" + std::to_string(r.miss_stats.n)) << " 1)\n";
         if (r.hit_stats.n + r.miss_stats.n == 0)
-            s << "set label 2 \"no measured trials: the run stopped early (see the fault in summary.md)\""
+            s << "set label 2 \"no measured trials: the run stopped early (see summary.md)\""
                  " at graph 0.5, graph 0.5 center front\n";
+        else if (!r.complete)
+            s << "set label 2 \"partial: the run did not finish (see summary.md)\""
+                 " at graph 0.5, graph 0.86 center front\n";
         s << "set title " << gp_quote(row_title + " \u2014 TTFT") << "\n"
           << "set ylabel \"TTFT (ms)\"\n"
           << "set label 1 "

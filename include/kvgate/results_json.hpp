@@ -192,7 +192,16 @@ struct Field {
     // Optional: written only when not null, read only when present (kvgate's later additions, so
     // that files without them still read, and single-server files stay as they were).
     bool optional = false;
+    // Added after files were written without it: absent on reading leaves the default.
+    bool added_later = false;
 };
+
+// A field added after schema 1's first files (they lack it; it is always written now).
+template <class T>
+Field<T> added_later(Field<T> f) {
+    f.added_later = true;
+    return f;
+}
 
 // A field whose value `access` reaches inside T (a member, or a member of a member).
 template <class Codec, class T, class Access>
@@ -226,7 +235,7 @@ json write_object(const std::vector<Field<T>>& fields, const T& value) {
 template <class T>
 void read_object(const std::vector<Field<T>>& fields, T& value, const JsonField& j) {
     for (const auto& f : fields)
-        if (!f.optional || j.has(f.key)) f.read(value, j[f.key]);
+        if ((!f.optional && !f.added_later) || j.has(f.key)) f.read(value, j[f.key]);
 }
 
 // A nested object described by its own field list.
@@ -402,6 +411,10 @@ inline const std::vector<Field<EngineInfo>>& engine_fields() {
         optional_field<List<String, std::string>, EngineInfo>(
             "replica_urls", [](EngineInfo& e) -> std::vector<std::string>& { return e.replica_urls; }),
         optional_field<StringOrNull, EngineInfo>("router_policy", [](EngineInfo& e) -> std::string& { return e.router_policy; }),
+        added_later(field<Count, EngineInfo>("template_prefix_tokens",
+                                             [](EngineInfo& e) -> int& { return e.template_shape.prefix_tokens; })),
+        added_later(field<Count, EngineInfo>("template_suffix_tokens",
+                                             [](EngineInfo& e) -> int& { return e.template_shape.suffix_tokens; })),
     };
     return f;
 }
@@ -456,23 +469,32 @@ inline const std::vector<Field<Fault>>& fault_fields() {
     return f;
 }
 
-// The seed groups trials by arm ("cache_hit": {"trials": [...], "stats": {...}}); `index` keeps the run order.
+// The seed groups trials by arm ("cache_hit": {"trials": [...], "stats": {...}}); `index` keeps the
+// run order. `trials` holds the counted trials only, as a reader of the seed's format counts them;
+// the warm-up trials are kept beside them in `warmup_trials` (files written before it had them in
+// `trials`, flagged `warmup`: read either way).
 inline Field<PhaseResult> arm_field(Arm arm) {
     return {to_string(arm),
             [arm](const PhaseResult& r) {
-                json trials = json::array();
+                json trials = json::array(), warmups = json::array();
                 for (const auto& t : r.trials)
-                    if (t.arm == arm) trials.push_back(write_object(trial_fields(), t));
+                    if (t.arm == arm) (t.warmup ? warmups : trials).push_back(write_object(trial_fields(), t));
                 return json{{"trials", std::move(trials)},
+                            {"warmup_trials", std::move(warmups)},
                             {"stats", write_object(stats_fields(), arm == Arm::hit ? r.hit_stats : r.miss_stats)}};
             },
             [arm](PhaseResult& r, const JsonField& j) {
-                for (const auto& element : j["trials"].elements()) {
-                    Trial t;
-                    t.arm = arm;
-                    read_object(trial_fields(), t, element);
-                    r.trials.push_back(std::move(t));
-                }
+                auto read_trials = [&](const JsonField& list, bool warmups) {
+                    for (const auto& element : list.elements()) {
+                        Trial t;
+                        t.arm = arm;
+                        read_object(trial_fields(), t, element);
+                        if (warmups && !t.warmup) element["warmup"].fail("is false in warmup_trials");
+                        r.trials.push_back(std::move(t));
+                    }
+                };
+                read_trials(j["trials"], false);
+                if (j.has("warmup_trials")) read_trials(j["warmup_trials"], true);
                 read_object(stats_fields(), arm == Arm::hit ? r.hit_stats : r.miss_stats, j["stats"]);
             }};
 }
@@ -587,7 +609,9 @@ inline std::filesystem::path results_path(const std::filesystem::path& dir, cons
 }
 
 inline void write_results(const PhaseResult& result, const std::filesystem::path& path) {
-    write_file_atomically(path, to_json(result).dump(2) + "\n");
+    // Replace, not throw, on invalid UTF-8: every text is made valid where it is made (fault
+    // messages), and no stray byte elsewhere may cost the run its results file.
+    write_file_atomically(path, to_json(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace kvgate

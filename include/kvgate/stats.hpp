@@ -97,19 +97,25 @@ inline double student_t_quantile(double p, double df) {
 
 struct RatioInterval {
     int n = 0;
+    int dropped = 0;   // pairs left out: a TTFT that is not a positive number (0, negative, NaN)
     double ratio = 0;  // geometric mean of the paired ratios
     double low = 0, high = 0;
     double log_mean = 0, log_stdev = 0;
 };
 
-// Interval on miss/hit from paired samples; needs at least two pairs with positive values.
+// Interval on miss/hit from paired samples; needs at least two pairs with positive values. Pairs
+// with any other value are counted in `dropped`, never left out silently.
 inline RatioInterval paired_ratio_interval(const std::vector<double>& hit, const std::vector<double>& miss,
                                            double confidence) {
     if (hit.size() != miss.size()) throw std::invalid_argument("paired_ratio_interval: arms differ in length");
     std::vector<double> logs;
-    for (std::size_t i = 0; i < hit.size(); ++i)
-        if (hit[i] > 0 && miss[i] > 0) logs.push_back(std::log(miss[i] / hit[i]));
     RatioInterval r;
+    for (std::size_t i = 0; i < hit.size(); ++i) {
+        if (hit[i] > 0 && miss[i] > 0 && std::isfinite(hit[i]) && std::isfinite(miss[i]))
+            logs.push_back(std::log(miss[i] / hit[i]));
+        else
+            ++r.dropped;
+    }
     r.n = static_cast<int>(logs.size());
     if (r.n < 2) return r;
     r.log_mean = mean(logs);

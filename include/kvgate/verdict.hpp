@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ inline ArmStats arm_stats(const std::vector<const Trial*>& trials) {
         if (t->measured.usage.cached_tokens >= 0) cached.push_back(t->measured.usage.cached_tokens);
     }
     s.n = static_cast<int>(trials.size());
+    if (s.n == 0) {  // no measured trial: unknown (null in JSON, no bar in a figure), not zero
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        s.ttft_mean = s.ttft_median = s.ttft_stdev = s.ttft_p90 = nan;
+        s.throughput_mean = s.throughput_median = s.throughput_stdev = s.throughput_p90 = nan;
+        return s;
+    }
     s.ttft_mean = mean(ttft);
     s.ttft_median = median(ttft);
     s.ttft_stdev = stdev(ttft);
@@ -109,7 +116,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     r.miss_stats = arm_stats(misses);
     r.ttft_degradation_pct = r.hit_stats.ttft_mean > 0
                                  ? (r.miss_stats.ttft_mean - r.hit_stats.ttft_mean) / r.hit_stats.ttft_mean * 100
-                                 : 0;
+                                 : std::numeric_limits<double>::quiet_NaN();
 
     Verdict& v = r.verdict;
     v = Verdict{};
@@ -130,13 +137,30 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     v.ratio_low = ci.low;
     v.ratio_high = ci.high;
 
-    // Evidence: the server's cached-token counts, per trial.
+    // Evidence: the server's cached-token counts, per trial, against what the template and the
+    // block size explain (evidence.hpp).
     const int block = r.engine.block_size;
-    int hit_reported = 0, hit_uncached = 0, miss_reported = 0, miss_cached = 0;
+    const TemplateShape& shape = r.engine.template_shape;
+    const bool full_hit_rule = hit_rule_known(block, shape);
+    const int around = std::max(shape.prefix_tokens, 0) + std::max(shape.suffix_tokens, 0);
+    auto rendered = [&](int reported, int content) { return reported >= 0 ? reported : content + around; };
+    int hit_reported = 0, hit_short = 0, miss_reported = 0, miss_cached = 0;
+    int hit_need = 0, hit_fewest = std::numeric_limits<int>::max(), miss_allowed = 0, miss_most = 0;
     for (const Trial* t : hits)
         if (t->measured.usage.cached_tokens >= 0) {
             ++hit_reported;
-            if (t->measured.usage.cached_tokens == 0) ++hit_uncached;
+            const int measured = rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected);
+            const int need =
+                full_hit_rule
+                    ? std::max(1, expected_hit_cached_tokens(rendered(t->warm.usage.prompt_tokens,
+                                                                      t->warm_prompt_tokens_expected),
+                                                             measured, block, shape))
+                    : miss_cached_tokens_allowed(measured, block, shape) + 1;  // more than a miss may show
+            if (t->measured.usage.cached_tokens < need) {
+                ++hit_short;
+                hit_need = std::max(hit_need, need);
+                hit_fewest = std::min(hit_fewest, t->measured.usage.cached_tokens);
+            }
         }
     // An engine that reuses shifted chunks (llama.cpp's n_cache_reuse) may serve B from the warmed
     // [A,B] to a miss: that is its mechanism at work, not a contaminated miss.
@@ -145,13 +169,17 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     for (const Trial* t : misses)
         if (t->measured.usage.cached_tokens >= 0) {
             ++miss_reported;
-            if (miss_cached_tokens_acceptable(t->measured.usage.cached_tokens, block)) continue;
+            const int allowed =
+                miss_cached_tokens_allowed(rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected), block, shape);
+            if (t->measured.usage.cached_tokens <= allowed) continue;
             if (shift > 0) {
                 shifted_cached.push_back(t->measured.usage.cached_tokens);
                 shifted_prompt.push_back(t->measured.usage.prompt_tokens >= 0 ? t->measured.usage.prompt_tokens
                                                                               : t->prompt_tokens_expected);
             } else {
                 ++miss_cached;
+                miss_allowed = allowed;
+                miss_most = std::max(miss_most, t->measured.usage.cached_tokens);
             }
         }
     const bool per_request = hit_reported > 0 && miss_reported > 0;
@@ -160,6 +188,16 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                  : per_request            ? "cached tokens per request"
                  : counters               ? "Prometheus counters only"
                                           : "timing only: the server reported no cache evidence";
+    if (per_request) {
+        const std::string tmpl = shape.known() ? "template prefix " + std::to_string(shape.prefix_tokens) +
+                                                     " and suffix " + std::to_string(shape.suffix_tokens) + " tokens"
+                                               : "template unknown";
+        const std::string blk = block > 0 ? "block size " + std::to_string(block) : "block size unknown";
+        v.evidence += full_hit_rule ? "; a hit must reuse the warm prompt's whole blocks, a miss at most the "
+                                      "template's (" + blk + ", " + tmpl + ")"
+                                    : "; a hit must reuse more than a miss may (" + blk + ", " + tmpl +
+                                          ": the whole-block rule needs both)";
+    }
     // What the shifted reuse did to the saving, said with every outcome the timing gives.
     std::string shifted_note;
     if (!shifted_cached.empty()) {
@@ -207,6 +245,14 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
             return;
         }
     }
+    if (ci.dropped > 0) {
+        v.outcome = Outcome::error;
+        v.reason = std::to_string(ci.dropped) + " of " + std::to_string(ci.n + ci.dropped) +
+                   " trial pairs have a TTFT that is not a positive number (zero, negative or NaN) and were left "
+                   "out of the interval: the measurement is defective";
+        v.fix = "look at those trials' stamps in the results file; a TTFT must be a positive time";
+        return;
+    }
     if (ci.n < 2) {
         v.outcome = Outcome::error;
         v.reason = "fewer than two complete trial pairs";
@@ -216,16 +262,19 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     if (miss_cached > 0) {
         v.outcome = Outcome::unverified;
         v.reason = std::to_string(miss_cached) + " of " + std::to_string(miss_reported) +
-                   " miss-arm requests were served from cache: the experiment did not measure a miss";
+                   " miss-arm requests were served from cache (up to " + std::to_string(miss_most) +
+                   " cached tokens; the template explains " + std::to_string(miss_allowed) +
+                   "): the experiment did not measure a miss";
         v.fix = "make sure nothing else sends this content (a fresh --seed), and that the server's cache is not "
                 "shared with another run";
         return;
     }
-    if (hit_uncached > 0) {
+    if (hit_short > 0) {
         v.outcome = Outcome::fail;
-        v.reason = std::to_string(hit_uncached) + " of " + std::to_string(hit_reported) +
-                   " hit-arm requests had no cached tokens: the prefix cache did not serve the warmed prefix (" +
-                   interval + ")";
+        v.reason = std::to_string(hit_short) + " of " + std::to_string(hit_reported) +
+                   " hit-arm requests reused too little (fewest " + std::to_string(hit_fewest) +
+                   " cached tokens, " + (full_hit_rule ? "the warm prompt's whole blocks are " : "at least ") +
+                   std::to_string(hit_need) + "): the prefix cache did not serve the warmed prefix (" + interval + ")";
         return;
     }
     if (!per_request && counters && r.counters.hits <= 0) {
@@ -234,7 +283,14 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                    interval + ")";
         return;
     }
-    if (ci.low >= bar) {
+    if (ci.log_stdev == 0) {  // identical ratios: a zero-width interval, which no real timing gives
+        v.outcome = Outcome::indeterminate;
+        v.reason = "every paired ratio is the same, so the interval has zero width, which is no evidence: " + interval;
+        v.fix = "real timings vary; check that the stamps are real clock readings, and run more trials (--trials)";
+        return;
+    }
+    // Strictly: a ratio on the bar (at threshold 0: a miss no slower than a hit) saves nothing.
+    if (ci.low > bar) {
         v.outcome = Outcome::pass;
         v.reason = shifted_note + "the interval's lower bound clears the threshold: " + interval;
     } else if (ci.high < bar) {

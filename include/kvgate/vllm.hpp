@@ -58,16 +58,35 @@ public:
     // /tokenize applies the chat template to messages, as the completion request will.
     std::optional<int> count_tokens(const SideRequest& side, const std::string& model, bool chat,
                                     const std::string& prompt) const override {
+        const auto j = tokenize(side, model, chat, prompt);
+        if (!j.is_object() || !j.contains("count") || !j["count"].is_number_integer()) return std::nullopt;
+        return j["count"].get<int>();
+    }
+
+    std::optional<std::vector<int>> token_ids(const SideRequest& side, const std::string& model, bool chat,
+                                              const std::string& prompt) const override {
+        const auto j = tokenize(side, model, chat, prompt);
+        if (!j.is_object() || !j.contains("tokens") || !j["tokens"].is_array()) return std::nullopt;
+        std::vector<int> ids;
+        for (const auto& t : j["tokens"]) {
+            if (!t.is_number_integer()) return std::nullopt;
+            ids.push_back(t.get<int>());
+        }
+        return ids;
+    }
+
+    // /tokenize's answer, or null when there is none.
+    static nlohmann::json tokenize(const SideRequest& side, const std::string& model, bool chat,
+                                   const std::string& prompt) {
         nlohmann::json body = {{"model", model}};
         if (chat)
             body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
         else
             body["prompt"] = prompt;
         const SideReply res = side("POST", "/tokenize", body.dump());
-        if (res.status != 200) return std::nullopt;
+        if (res.status != 200) return nullptr;
         const auto j = nlohmann::json::parse(res.body, nullptr, false);
-        if (!j.is_object() || !j.contains("count") || !j["count"].is_number_integer()) return std::nullopt;
-        return j["count"].get<int>();
+        return j.is_discarded() ? nlohmann::json(nullptr) : j;
     }
 
     // /tokenize renders messages with the chat template; add_generation_prompt false ends the
