@@ -102,6 +102,12 @@ TEST_CASE("the vLLM dialect asks for a fixed output length and reads its per-req
     d.read_chunk(nlohmann::json::parse(R"({"choices": [], "usage": {"time_to_first_token_ms": 12.5}})"), account);
     REQUIRE(account.ttft_ms);
     CHECK(*account.ttft_ms == 12.5);
+    EngineAccount current;  // vLLM 0.32 with --enable-per-request-metrics
+    d.read_chunk(nlohmann::json::parse(R"({"choices": [], "usage": {"prompt_tokens": 9},
+                                           "metrics": {"time_to_first_token_ms": 7.25, "queue_time_ms": 0.1}})"),
+                 current);
+    REQUIRE(current.ttft_ms);
+    CHECK(*current.ttft_ms == 7.25);
     EngineAccount none;
     d.read_chunk(nlohmann::json::parse(R"({"choices": []})"), none);
     CHECK_FALSE(none.ttft_ms);

@@ -53,7 +53,8 @@ fi
 
 default_model=$root/models/opt-125m-dummy
 model=${KVGATE_ENGINE_MODEL:-$default_model}
-args=(--model "$model" --max-model-len 1024 --enforce-eager --enable-prompt-tokens-details
+# --enable-per-request-metrics: the engine's own TTFT in each response, beside the client's.
+args=(--model "$model" --max-model-len 1024 --enforce-eager --enable-prompt-tokens-details --enable-per-request-metrics
       --host 127.0.0.1)
 if [ "$model" = "$default_model" ]; then
   [ -f "$model/kvgate-model.json" ] || "$python" "$here/make_model.py" "$model"

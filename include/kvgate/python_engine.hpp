@@ -173,9 +173,15 @@ public:
                 static_cast<int>(py::len(first.attr("outputs")[py::int_(0)].attr("token_ids")));
             if (const py::object cached = first.attr("num_cached_tokens"); !cached.is_none())
                 out.record.usage.cached_tokens = cached.cast<int>();
-            if (const py::object metrics = first.attr("metrics");
-                !metrics.is_none() && py::hasattr(metrics, "first_token_latency"))
-                out.record.engine_ttft_ms = metrics.attr("first_token_latency").cast<double>() * 1000;
+            // The engine core's scheduled -> first token, as the HTTP server reports it
+            // (--enable-per-request-metrics), so both phases show the same engine-side figure.
+            if (const py::object metrics = first.attr("metrics"); !metrics.is_none() &&
+                                                                   py::hasattr(metrics, "scheduled_ts") &&
+                                                                   py::hasattr(metrics, "first_token_ts")) {
+                const double scheduled = metrics.attr("scheduled_ts").cast<double>();
+                const double first_token = metrics.attr("first_token_ts").cast<double>();
+                if (scheduled > 0 && first_token > 0) out.record.engine_ttft_ms = (first_token - scheduled) * 1000;
+            }
         } catch (py::error_already_set& e) {
             out.fault = Fault{FaultKind::python_exception, FaultStage::generate,
                               valid_utf8("vLLM raised during LLM.generate:\n" + detail::format_python_error(e))};
@@ -240,8 +246,9 @@ private:
     void construct() {
         namespace py = pybind11;
         auto os = py::module_::import("os");
-        // Before vLLM reads its environment: a fixed CPU KV cache, not a fraction of the machine.
-        os.attr("environ")["VLLM_CPU_KVCACHE_SPACE"] = py::str("1");
+        // Before vLLM reads its environment: a fixed CPU KV cache, not a fraction of the machine;
+        // as engine.sh, a value the user set wins (both phases then get the same cache).
+        os.attr("environ").attr("setdefault")("VLLM_CPU_KVCACHE_SPACE", "1");
         const std::string prefix = py::module_::import("sys").attr("prefix").cast<std::string>();
         if (std::filesystem::weakly_canonical(prefix) != std::filesystem::weakly_canonical(settings_.venv))
             throw std::invalid_argument("the embedded interpreter's prefix is " + prefix + ", not the venv " +

@@ -122,12 +122,16 @@ public:
         body["ignore_eos"] = true;
     }
 
-    // --enable-per-request-metrics (newer vLLM) adds the server's own first-token latency to usage.
+    // --enable-per-request-metrics adds the engine core's own first-token time (scheduled -> first
+    // token, ms) to the final usage chunk: vLLM 0.32 as a top-level `metrics` object; `usage` is read
+    // too for servers that put it there.
     void read_chunk(const nlohmann::json& chunk, EngineAccount& account) const override {
-        const auto usage = chunk.find("usage");
-        if (usage == chunk.end() || !usage->is_object()) return;
-        const auto ttft = usage->find("time_to_first_token_ms");
-        if (ttft != usage->end() && ttft->is_number()) account.ttft_ms = ttft->get<double>();
+        for (const char* holder : {"metrics", "usage"}) {
+            const auto object = chunk.find(holder);
+            if (object == chunk.end() || !object->is_object()) continue;
+            const auto ttft = object->find("time_to_first_token_ms");
+            if (ttft != object->end() && ttft->is_number()) account.ttft_ms = ttft->get<double>();
+        }
     }
 };
 
