@@ -41,6 +41,11 @@ struct Settings {
     bool dummy_weights = false;
     bool prefix_caching = true;
     int llamacpp_cache_reuse = 0;  // llama.cpp's n_cache_reuse, sent with every request
+    // Experiment 2's sweep (kvgate curve): context lengths, edit positions (0 = first exchange,
+    // 1 = last), trials (pairs of forward and backward passes balance drift).
+    std::string curve_contexts = "384,768";
+    std::string curve_positions = "0,0.25,0.5,0.75,1";
+    int curve_trials = 2;
 };
 
 // The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
@@ -126,6 +131,22 @@ inline SettingSpec double_knob(std::string key, std::string flag, std::string he
 
 inline SettingSpec string_knob(std::string key, std::string flag, std::string help, std::string Settings::*field) {
     return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { s.*field = v; },
+            [=](const Settings& s) { return s.*field; }};
+}
+
+// A comma-separated list of numbers, each checked by `check` (which throws naming the knob).
+inline SettingSpec list_knob(std::string key, std::string flag, std::string help, std::string Settings::*field,
+                             std::function<void(const std::string&)> check) {
+    return {key, flag, std::move(help),
+            [=](Settings& s, const std::string& v) {
+                std::size_t from = 0;
+                for (std::size_t comma = v.find(','); ; comma = v.find(',', from)) {
+                    check(v.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
+                    if (comma == std::string::npos) break;
+                    from = comma + 1;
+                }
+                s.*field = v;
+            },
             [=](const Settings& s) { return s.*field; }};
 }
 
@@ -224,6 +245,17 @@ inline const std::vector<SettingSpec>& setting_table() {
                  "with every request as n_cache_reuse (it overrides --cache-reuse) and also the fixture's "
                  "--cache-reuse; 0 = off",
                  &Settings::llamacpp_cache_reuse, 0, 1 << 20),
+        list_knob("KVGATE_CURVE_CONTEXTS", "--curve-contexts",
+                  "Experiment 2 (kvgate curve): conversation lengths in tokens, comma-separated",
+                  &Settings::curve_contexts,
+                  [](const std::string& x) { parse_int("KVGATE_CURVE_CONTEXTS", x, 64, 1 << 20); }),
+        list_knob("KVGATE_CURVE_POSITIONS", "--curve-positions",
+                  "Experiment 2: edit positions, comma-separated fractions (0 = first exchange, 1 = last)",
+                  &Settings::curve_positions,
+                  [](const std::string& x) { parse_double("KVGATE_CURVE_POSITIONS", x, 0, 1); }),
+        int_knob("KVGATE_CURVE_TRIALS", "--curve-trials",
+                 "Experiment 2: passes over the sweep (even: forward and backward pairs balance drift)",
+                 &Settings::curve_trials, 1, 1000),
     };
     return table;
 }
