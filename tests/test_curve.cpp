@@ -168,8 +168,8 @@ TEST_CASE("curve: an engine without chat messages and bad sweep settings are ref
     Settings parsed;
     CHECK_THROWS_WITH(apply_flags(parsed, {"--curve-contexts", "384,x"}), Catch::Contains("KVGATE_CURVE_CONTEXTS"));
     CHECK_THROWS_WITH(apply_flags(parsed, {"--curve-positions", "0,1.5"}), Catch::Contains("KVGATE_CURVE_POSITIONS"));
-    apply_flags(parsed, {"--curve-contexts", "200,400,800"});
-    CHECK(sweep_spec(parsed).context_tokens == std::vector<int>{200, 400, 800});
+    apply_flags(parsed, {"--curve-contexts", "400,800,1200"});
+    CHECK(sweep_spec(parsed).context_tokens == std::vector<int>{400, 800, 1200});
 }
 
 TEST_CASE("curve: Experiment 1's arms are predicted from their sizes", "[curve]") {
