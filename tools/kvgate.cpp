@@ -1,10 +1,12 @@
 // kvgate's command line, for use outside CTest. Every setting (kvgate settings) is also an
 // environment variable and a CMake cache variable; flags take `--flag value` or `--flag=value`.
 //   kvgate measure [settings...]       one phase on the engine KVGATE_ENGINE names, into KVGATE_OUT
+//   kvgate curve [settings...]         Experiment 2's sweep on a chat server, into KVGATE_OUT
 //   kvgate report [--in DIR] [--out DIR]   figures + summary.md from the results in DIR
 //   kvgate clear [--out DIR]           removes every experiment's results and reports from DIR
 //   kvgate settings                    the settings table (Markdown)
 // Exit status of measure: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
+// Exit status of curve: 0 every cell agrees with the predicted reuse and the fit stands, 1 not, 3 error.
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -32,6 +34,7 @@ const std::string kUsage =
     "usage:\n"
     "  kvgate measure --url URL --model NAME [settings...]                  (engine vllm_http)\n"
     "  kvgate measure --engine vllm_python --model PATH [--dummy-weights] [--no-prefix-caching] [settings...]\n"
+    "  kvgate curve --url URL --model NAME [--curve-contexts 384,768] [--curve-positions ...] [settings...]\n"
     "  kvgate report [--in DIR] [--out DIR]     (both default to KVGATE_OUT)\n"
     "  kvgate clear [--out DIR]                 (removes every experiment's results and reports)\n"
     "  kvgate settings\n"
@@ -65,6 +68,39 @@ int measure(const std::vector<std::string>& args) {
     if (!v.fix.empty()) std::cout << "fix: " << v.fix << "\n";
     std::cout << "results: " << out.string() << "\n";
     return exit_code(v.outcome);
+}
+
+int curve(const std::vector<std::string>& args) {
+    kvgate::Settings s;
+    no_more(load(s, args));
+    const kvgate::PhaseDescriptor& phase = kvgate::phase_descriptor(kvgate::curve_phase_name);
+    const std::filesystem::path out = kvgate::results_path(s.out, phase);
+    std::filesystem::create_directories(out.parent_path());
+    const auto engine = kvgate::make_engine(s);
+    const auto result = kvgate::run_curve(*engine, s, [&](const kvgate::CurveResult& partial, const kvgate::CurveCell& c, int total) {
+        std::cerr << kvgate::curve_progress_line(c, static_cast<int>(partial.cells.size()), total) << std::endl;
+        kvgate::write_file_atomically(out, kvgate::curve_result_json(partial).dump(2) + "\n");
+    });
+    kvgate::write_file_atomically(out, kvgate::curve_result_json(result).dump(2) + "\n");
+    const auto a = kvgate::analyse_curve(result.cells, s.confidence);
+    if (result.fault) std::cout << "fault: " << result.fault->message << "\n";
+    std::cout << a.cells - a.flagged << " of " << a.cells << " cells: server-reported reuse = predicted reuse\n";
+    if (a.fit.ok()) {
+        const auto& f = a.fit;
+        std::cout << "fit: t0 " << f.fixed_ms.estimate << " ms [" << f.fixed_ms.low << ", " << f.fixed_ms.high << "], a "
+                  << f.ms_per_token.estimate << " ms/token [" << f.ms_per_token.low << ", " << f.ms_per_token.high << "]";
+        if (f.attention_term())
+            std::cout << ", b " << f.ms_per_token_context.estimate << " [" << f.ms_per_token_context.low << ", "
+                      << f.ms_per_token_context.high << "]";
+        std::cout << "\n" << f.selection << "\n";
+        if (a.per_token)
+            std::cout << "cost per recomputed token at context " << a.per_token_context << ": " << a.per_token->estimate
+                      << " ms [" << a.per_token->low << ", " << a.per_token->high << "]\n";
+    } else {
+        std::cout << "no fit: " << a.fit.problem << "\n";
+    }
+    std::cout << "wall time " << result.wall_time_s << " s; results: " << out.string() << "\n";
+    return !result.fault && a.flagged == 0 && a.fit.ok() ? 0 : 1;
 }
 
 int report(const std::vector<std::string>& args) {
@@ -109,6 +145,7 @@ int main(int argc, char** argv) {
     args.erase(args.begin());
     try {
         if (command == "measure") return measure(args);
+        if (command == "curve") return curve(args);
         if (command == "report") return report(args);
         if (command == "clear") return clear(args);
         if (command == "settings") return std::cout << kvgate::settings_markdown(), 0;

@@ -72,10 +72,15 @@ struct PhaseDescriptor {
     bool operator!=(const PhaseDescriptor& o) const { return !(*this == o); }
 };
 
+// How an experiment's results are shaped: Experiment 1's hit/miss phases (PhaseResult), or
+// Experiment 2's sweep over edit positions (curve.hpp, its own results file and figure).
+enum class ExperimentKind { hit_miss, curve };
+
 struct Experiment {
     std::string id;     // prefix of its figures' file names, e.g. "experiment1"
     std::string title;
     std::vector<PhaseDescriptor> phases;
+    ExperimentKind kind = ExperimentKind::hit_miss;
 };
 
 inline const std::vector<Experiment>& experiments() {
@@ -98,6 +103,13 @@ inline const std::vector<Experiment>& experiments() {
              {"fleet_phase1", "phase1_http_api", "F1", "Fleet: HTTP streaming API through a router",
               EngineKind::vllm_fleet, "results_fleet_phase1.json", PhaseRole::served, ""},
          }},
+        {"experiment2",
+         "Invalidation-cost curve",
+         {
+             {"curve", "experiment2_curve", "C", "Experiment 2: invalidation-cost curve", EngineKind::vllm_http,
+              "results_curve.json", PhaseRole::served, ""},
+         },
+         ExperimentKind::curve},
     };
     return all;
 }
@@ -131,7 +143,7 @@ inline const PhaseDescriptor& phase_descriptor(const std::string& name) {
 inline const PhaseDescriptor& phase_for_engine(EngineKind kind) {
     for (const auto& e : experiments())
         for (const auto& p : e.phases)
-            if (p.engine == kind) return p;
+            if (e.kind == ExperimentKind::hit_miss && p.engine == kind) return p;
     throw std::invalid_argument(std::string("no phase runs the engine kind ") + to_string(kind));
 }
 

@@ -9,6 +9,7 @@
 
 #include "kvgate/experiment.hpp"
 #include "kvgate/records.hpp"
+#include "kvgate/report_curve.hpp"
 #include "kvgate/report_files.hpp"
 #include "kvgate/report_fleet.hpp"
 #include "kvgate/report_markdown.hpp"
@@ -22,7 +23,9 @@ inline constexpr const char* summary_file_name = "summary.md";
 // The files write_reports() writes for an experiment, by name.
 inline std::vector<std::string> report_file_names(const Experiment& e) {
     std::vector<std::string> names;
-    std::vector<std::string> figures = {results_figure_name(e), phase_comparison_figure_name(e)};
+    std::vector<std::string> figures =
+        e.kind == ExperimentKind::curve ? std::vector<std::string>{curve_figure_name(e)}
+                                        : std::vector<std::string>{results_figure_name(e), phase_comparison_figure_name(e)};
     if (has_fleet_phase(e)) figures.push_back(placement_figure_name(e));
     for (const std::string& figure : figures)
         for (const char* ext : {".png", ".gp", ".dat"}) names.push_back(figure + ext);
@@ -46,8 +49,54 @@ inline std::vector<std::string> clear_results(const std::filesystem::path& dir) 
     return removed;
 }
 
+namespace report_detail {
+
+inline bool has_results(const std::filesystem::path& dir, const Experiment& e) {
+    for (const auto& p : e.phases) {
+        std::error_code ec;
+        if (std::filesystem::exists(results_path(dir, p), ec) || ec) return true;
+    }
+    return false;
+}
+
+inline const Experiment* curve_experiment() {
+    for (const auto& e : experiments())
+        if (e.kind == ExperimentKind::curve) return &e;
+    return nullptr;
+}
+
+// Experiment 2's section of summary.md, where its results are in `in_dir`; else empty.
+inline std::string curve_section(const std::filesystem::path& in_dir) {
+    const Experiment* e = curve_experiment();
+    if (!e || !has_results(in_dir, *e)) return "";
+    const CurveFile f = read_curve_file(results_path(in_dir, e->phases.front()));
+    return curve_markdown(*e, f, analyse_curve(f.cells, f.confidence), curve_phase1(in_dir));
+}
+
+// Experiment 2: its figure; summary.md too when no hit/miss results share the directory (when
+// they do, their summary carries Experiment 2's section).
+inline void write_curve_reports(const std::filesystem::path& in_dir, const std::filesystem::path& out_dir,
+                                const Experiment& experiment) {
+    const CurveFile f = read_curve_file(results_path(in_dir, experiment.phases.front()));
+    const CurveAnalysis a = analyse_curve(f.cells, f.confidence);
+    const auto phase1 = curve_phase1(in_dir);
+    bool shares_summary = false;
+    for (const auto& e : experiments()) shares_summary = shares_summary || (e.kind == ExperimentKind::hit_miss && has_results(in_dir, e));
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec) throw ReportError(out_dir.string() + ": cannot create the report directory: " + ec.message());
+    StagedFiles staged;
+    stage_figure(curve_figure(experiment, f, a, phase1), out_dir, staged);
+    if (!shares_summary)
+        staged.write(out_dir / summary_file_name, "# kvgate report\n" + curve_markdown(experiment, f, a, phase1));
+    staged.commit();
+}
+
+}  // namespace report_detail
+
 inline void write_reports(const std::filesystem::path& in_dir, const std::filesystem::path& out_dir,
                           const Experiment& experiment = default_experiment()) {
+    if (experiment.kind == ExperimentKind::curve) return report_detail::write_curve_reports(in_dir, out_dir, experiment);
     std::vector<PhaseResult> phases;
     std::string expected;
     for (const auto& phase : experiment.phases) {
@@ -65,7 +114,7 @@ inline void write_reports(const std::filesystem::path& in_dir, const std::filesy
     if (has_fleet_phase(experiment)) figures.push_back(placement_figure(experiment, phases));
     std::vector<std::string> images;
     for (const auto& f : figures) images.push_back(f.name + ".png");
-    const std::string summary = summary_markdown(phases, images);
+    const std::string summary = summary_markdown(phases, images) + report_detail::curve_section(in_dir);
 
     std::error_code ec;
     std::filesystem::create_directories(out_dir, ec);

@@ -46,6 +46,11 @@ struct Settings {
     std::string fleet_replica_urls;  // comma-separated replica roots; empty: asked from the router
     std::string fleet_policy;        // the router's policy (the fixture starts it; reports name it)
     int fleet_replicas = 2;          // replicas the fixture starts
+    // Experiment 2's sweep (kvgate curve): context lengths, edit positions (0 = first exchange,
+    // 1 = last), trials (pairs of forward and backward passes balance drift).
+    std::string curve_contexts = "384,768";
+    std::string curve_positions = "0,0.25,0.5,0.75,1";
+    int curve_trials = 2;
 };
 
 // The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
@@ -131,6 +136,22 @@ inline SettingSpec double_knob(std::string key, std::string flag, std::string he
 
 inline SettingSpec string_knob(std::string key, std::string flag, std::string help, std::string Settings::*field) {
     return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { s.*field = v; },
+            [=](const Settings& s) { return s.*field; }};
+}
+
+// A comma-separated list of numbers, each checked by `check` (which throws naming the knob).
+inline SettingSpec list_knob(std::string key, std::string flag, std::string help, std::string Settings::*field,
+                             std::function<void(const std::string&)> check) {
+    return {key, flag, std::move(help),
+            [=](Settings& s, const std::string& v) {
+                std::size_t from = 0;
+                for (std::size_t comma = v.find(','); ; comma = v.find(',', from)) {
+                    check(v.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
+                    if (comma == std::string::npos) break;
+                    from = comma + 1;
+                }
+                s.*field = v;
+            },
             [=](const Settings& s) { return s.*field; }};
 }
 
@@ -264,6 +285,17 @@ inline const std::vector<SettingSpec>& setting_table() {
                     &Settings::fleet_policy),
         int_knob("KVGATE_FLEET_REPLICAS", "--fleet-replicas", "engine vllm_fleet: replicas the fleet fixture starts",
                  &Settings::fleet_replicas, 1, 64),
+        list_knob("KVGATE_CURVE_CONTEXTS", "--curve-contexts",
+                  "Experiment 2 (kvgate curve): conversation lengths in tokens, comma-separated",
+                  &Settings::curve_contexts,
+                  [](const std::string& x) { parse_int("KVGATE_CURVE_CONTEXTS", x, 64, 1 << 20); }),
+        list_knob("KVGATE_CURVE_POSITIONS", "--curve-positions",
+                  "Experiment 2: edit positions, comma-separated fractions (0 = first exchange, 1 = last)",
+                  &Settings::curve_positions,
+                  [](const std::string& x) { parse_double("KVGATE_CURVE_POSITIONS", x, 0, 1); }),
+        int_knob("KVGATE_CURVE_TRIALS", "--curve-trials",
+                 "Experiment 2: passes over the sweep (even: forward and backward pairs balance drift)",
+                 &Settings::curve_trials, 1, 1000),
     };
     return table;
 }
