@@ -279,7 +279,7 @@ TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text'
     CHECK(nlohmann::json::parse(requests[0].body)["prompt"] == "Once upon");
 }
 
-TEST_CASE("HttpEngine: a conversation is posted as separate chat messages; the completions endpoint refuses it",
+TEST_CASE("HttpEngine: a conversation is posted as separate chat messages and the completions endpoint refuses it",
           "[http]") {
     LoopbackServer server([](Connection& conn) {
         while (conn.read_request()) {

@@ -121,7 +121,7 @@ TEST_CASE("fault kinds, requests and stages keep their names in JSON", "[results
     CHECK_THROWS_WITH(phase_result_from_json(doc, "f.json"), Catch::Contains("f.json: fault.kind is 'gremlins'"));
 }
 
-TEST_CASE("a fleet's placements, replicas and per-replica counters round-trip; a single server writes none",
+TEST_CASE("a fleet's placements, replicas and per-replica counters round-trip and a single server writes none",
           "[results_json][fleet]") {
     PhaseResult r;
     r.phase = phase_descriptor("fleet_phase1");
