@@ -17,7 +17,6 @@ TEST_CASE("llama.cpp: a repeated prompt is served from the slot's cache as the s
     REQUIRE(before.available);
     RequestRecord second;
     for (int i = 0; i < 2; ++i) {
-        engine->prepare_timed_request();  // as the protocol does: llama-server may close the connection between requests
         const Completion c = engine->complete(prompt, 4);
         INFO("request " << i + 1 << ": " << (c.fault ? c.fault->message : "ok"));
         REQUIRE_FALSE(c.fault);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -84,11 +85,28 @@ void stream_reply(Connection& conn, milliseconds first_token_delay,
     conn.send(done_and_end());
 }
 
+// The next request the script is to answer, after answering the engine's connection check before
+// each stream (GET /v1/models): the scripts below play the server's side of the streams only.
+std::optional<HttpRequest> read_post(Connection& conn) {
+    while (auto req = conn.read_request()) {
+        if (req->method != "GET") return req;
+        if (!conn.send(wire::json_response(200, "OK", R"({"object":"list","data":[]})"))) break;
+    }
+    return std::nullopt;
+}
+
+std::vector<HttpRequest> posts(const LoopbackServer& server) {
+    std::vector<HttpRequest> out;
+    for (auto& req : server.requests())
+        if (req.method != "GET") out.push_back(std::move(req));
+    return out;
+}
+
 // Serves `fault` to the first request and a good reply to every later one, on whichever connection
 // it comes: a fault must not leave the engine unable to make the next request.
 LoopbackServer::Script fault_then_reply(std::function<void(Connection&)> fault) {
     return [fault, served = 0](Connection& conn) mutable {
-        while (conn.read_request()) {
+        while (read_post(conn)) {
             if (served++ == 0)
                 fault(conn);
             else
@@ -190,7 +208,7 @@ TEST_CASE("HttpEngine: a streamed reply is stamped in order, TTFT is the server'
     std::mutex moments_mutex;
     std::vector<ServerMoments> moments;
     LoopbackServer server([&](Connection& conn) {
-        while (conn.read_request()) {
+        while (read_post(conn)) {
             const auto request_read = Clock::now();
             stream_reply(conn, first_token_delay, [&] {
                 std::lock_guard<std::mutex> lock(moments_mutex);
@@ -243,7 +261,7 @@ TEST_CASE("HttpEngine: a streamed reply is stamped in order, TTFT is the server'
     // Keep-alive: a TCP connect inside the second request's TTFT would bias every measurement.
     CHECK(server.accepts() == 1);
 
-    const auto requests = server.requests();
+    const auto requests = posts(server);
     REQUIRE(requests.size() == 2);
     const auto& req = requests[1];
     CHECK(req.method == "POST");
@@ -260,7 +278,7 @@ TEST_CASE("HttpEngine: a streamed reply is stamped in order, TTFT is the server'
 
 TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text' as tokens", "[http]") {
     LoopbackServer server([](Connection& conn) {
-        while (conn.read_request()) {
+        while (read_post(conn)) {
             conn.send(wire::sse_head());
             conn.send(wire::event(R"({"object":"text_completion","choices":[{"index":0,"text":"Hi"}]})"));
             conn.send(done_and_end());
@@ -273,7 +291,7 @@ TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text'
     INFO("fault message: " << (c.fault ? c.fault->message : ""));
     CHECK_FALSE(c.fault);
     CHECK(c.record.stamps.first_token_ms);
-    const auto requests = server.requests();
+    const auto requests = posts(server);
     REQUIRE(requests.size() == 1);
     CHECK(requests[0].path == "/v1/completions");
     CHECK(nlohmann::json::parse(requests[0].body)["prompt"] == "Once upon");
@@ -282,7 +300,7 @@ TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text'
 TEST_CASE("HttpEngine: a conversation is posted as separate chat messages and the completions endpoint refuses it",
           "[http]") {
     LoopbackServer server([](Connection& conn) {
-        while (conn.read_request()) {
+        while (read_post(conn)) {
             conn.send(wire::sse_head());
             conn.send(wire::event(R"({"choices":[{"index":0,"delta":{"content":"Hi"}}]})"));
             conn.send(done_and_end());
@@ -293,7 +311,7 @@ TEST_CASE("HttpEngine: a conversation is posted as separate chat messages and th
     const auto c = engine.complete_messages({{Role::system, "sys"}, {Role::user, "q"}, {Role::assistant, "a"}}, 1);
     INFO("fault message: " << (c.fault ? c.fault->message : ""));
     CHECK_FALSE(c.fault);
-    const auto requests = server.requests();
+    const auto requests = posts(server);
     REQUIRE(requests.size() == 1);
     const auto body = nlohmann::json::parse(requests[0].body);
     REQUIRE(body["messages"].size() == 3);
@@ -310,7 +328,7 @@ TEST_CASE("HttpEngine: a conversation is posted as separate chat messages and th
 
 TEST_CASE("HttpEngine: the API key from the named variable is sent as a Bearer token, and only then", "[http]") {
     LoopbackServer server([](Connection& conn) {
-        while (conn.read_request()) stream_reply(conn, milliseconds(1));
+        while (read_post(conn)) stream_reply(conn, milliseconds(1));
     });
     {
         HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
@@ -323,15 +341,15 @@ TEST_CASE("HttpEngine: the API key from the named variable is sent as a Bearer t
         HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
         CHECK_FALSE(engine.complete("Say hello", 3).fault);
     }
-    const auto requests = server.requests();
-    REQUIRE(requests.size() == 2);
-    CHECK(requests[0].header("authorization") == std::string("Bearer ") + kApiKey);
-    CHECK(requests[1].headers.count("authorization") == 0);
+    const auto requests = server.requests();  // each engine's connection check, then its stream
+    REQUIRE(requests.size() == 4);
+    for (int i = 0; i < 2; ++i) CHECK(requests[i].header("authorization") == std::string("Bearer ") + kApiKey);
+    for (int i = 2; i < 4; ++i) CHECK(requests[i].headers.count("authorization") == 0);
 }
 
 TEST_CASE("HttpEngine: a server that echoes the key in its error does not leak it into the fault", "[http]") {
     LoopbackServer server([](Connection& conn) {
-        while (auto req = conn.read_request())
+        while (auto req = read_post(conn))
             conn.send(wire::json_response(401, "Unauthorized",
                                           R"({"error":{"message":"Incorrect API key provided: )" +
                                               req->header("authorization") + R"(","code":401}})"));
@@ -381,7 +399,7 @@ TEST_CASE("HttpEngine: read timeout before the headers", "[http]") {
 TEST_CASE("HttpEngine: connection closed before the headers", "[http]") {
     LoopbackServer server([](Connection& conn) {
         // Closes every connection it reads a request on: the reply never starts.
-        conn.read_request();
+        read_post(conn);
     });
     HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
@@ -550,7 +568,9 @@ std::string closing_reply(int status, const std::string& reason, const std::stri
 TEST_CASE("HttpEngine: an error body with invalid UTF-8 still leaves a valid results file", "[http][utf8]") {
     const std::string body = "upstream exploded: \xFF\xFE at the end";
     LoopbackServer server([&](Connection& conn) {
-        if (conn.read_request()) conn.send(closing_reply(500, "Internal Server Error", body));
+        if (const auto req = conn.read_request())
+            conn.send(req->path == "/v1/models" ? closing_reply(200, "OK", R"({"object":"list","data":[]})")
+                                                : closing_reply(500, "Internal Server Error", body));
         conn.close();
     });
     Settings s = settings_for(server.url());
@@ -589,7 +609,7 @@ TEST_CASE("HttpEngine: a first token without text is still the first token, and 
     // vLLM sends a token whose text is empty (a special token, one byte of a character) as
     // `"content": ""`; the role-only chunk before it is no token.
     LoopbackServer server([](Connection& conn) {
-        while (conn.read_request()) {
+        while (read_post(conn)) {
             conn.send(wire::sse_head() + role_chunk());
             conn.pause(milliseconds(60));
             conn.send(chat_chunk(R"({"content":""})"));
@@ -612,7 +632,7 @@ TEST_CASE("HttpEngine: a first token without text is still the first token, and 
 
 TEST_CASE("HttpEngine: a one-token reply whose token has no text completes", "[http][empty_token]") {
     LoopbackServer server([](Connection& conn) {
-        while (conn.read_request())
+        while (read_post(conn))
             conn.send(wire::sse_head() + role_chunk() + chat_chunk(R"({"content":""})") + usage_chunk() + done_and_end());
     });
     HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
@@ -648,14 +668,45 @@ TEST_CASE("HttpEngine: a settle longer than the server's keep-alive does not rec
     HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
     REQUIRE_FALSE(engine.complete("warm", 1).fault);
     std::this_thread::sleep_for(milliseconds(600));  // the settle: the server closes the idle connection
-    engine.prepare_timed_request();
     const auto timed = engine.complete("Say hello", 3);
     REQUIRE_FALSE(timed.fault);
     std::lock_guard<std::mutex> lock(mutex);
-    REQUIRE(seen.size() == 3);
-    CHECK(seen[1].method == "GET");
-    CHECK(seen[1].first_on_connection);  // the reconnect happened here...
-    CHECK(seen[2].method == "POST");
-    CHECK_FALSE(seen[2].first_on_connection);  // ...not inside the timed request
+    REQUIRE(seen.size() == 4);  // GET, warm POST, GET, timed POST
+    CHECK(seen[2].method == "GET");
+    CHECK(seen[2].first_on_connection);  // the reconnect happened here...
+    CHECK(seen[3].method == "POST");
+    CHECK_FALSE(seen[3].first_on_connection);  // ...not inside the timed request
     CHECK(server.accepts() == 2);
+}
+
+TEST_CASE("HttpEngine: a server that drops the connection after every stream loses no request",
+          "[http][keepalive]") {
+    // llama-server announces keep-alive but closes the connection after each streamed reply. The
+    // close is made to lose the race here: the next request is read before the connection drops,
+    // as happens when the FIN is still in flight while the client sends.
+    std::mutex mutex;
+    std::vector<std::string> answered;
+    LoopbackServer server([&](Connection& conn) {
+        while (auto req = conn.read_request()) {
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                answered.push_back(req->method);
+            }
+            if (req->method == "GET") {
+                conn.send(wire::json_response(200, "OK", R"({"object":"list","data":[]})"));
+                continue;
+            }
+            stream_reply(conn, milliseconds(1));
+            conn.read_request();  // whatever comes next on this connection is never answered
+            return;
+        }
+    });
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    for (int i = 0; i < 3; ++i) {
+        const auto c = engine.complete("Say hello", 2);
+        INFO("request " << i + 1 << ": " << (c.fault ? c.fault->message : "ok"));
+        CHECK_FALSE(c.fault);
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    CHECK(std::count(answered.begin(), answered.end(), "POST") == 3);
 }

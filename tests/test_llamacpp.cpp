@@ -121,7 +121,9 @@ TEST_CASE("HttpEngine with the llama.cpp dialect: request fields, evidence and d
     // timed connection is served next.
     LoopbackServer server([](Connection& conn) {
         while (const auto req = conn.read_request()) {
-            if (req->path == "/props" || req->path == "/metrics") {
+            if (req->path == "/v1/models") {
+                conn.send(wire::json_response(200, "OK", R"({"object":"list","data":[]})"));
+            } else if (req->path == "/props" || req->path == "/metrics") {
                 conn.send(wire::json_response(200, "OK", req->path == "/props" ? R"({"build_info":"b0-0c1e57098"})"
                                                                                   : kMetrics));
                 conn.close();

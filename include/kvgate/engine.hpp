@@ -46,9 +46,6 @@ public:
     // The prompt's token ids as the engine renders it (chat template applied); nullopt if it
     // cannot say. The protocol renders two prompts to find what the template adds around them.
     virtual std::optional<TokenIds> token_ids(const std::string&) { return std::nullopt; }
-    // Called right before a timed request, after the settle pause: whatever would otherwise land
-    // inside the timing (a reconnect) happens here.
-    virtual void prepare_timed_request() {}
     // Generates max_tokens tokens (EOS ignored where the engine allows) for the prompt.
     virtual Completion complete(const std::string& prompt, int max_tokens) = 0;
     virtual CounterSnapshot prefix_cache_counters() = 0;

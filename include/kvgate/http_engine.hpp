@@ -237,15 +237,21 @@ public:
         return stream(body);
     }
 
-    // After a pause (the settle) the server may have closed the idle keep-alive connection (vLLM:
-    // after 5 s), and the client would reconnect inside the timed request. A cheap request on the
-    // same connection right before it reconnects first, outside the timing; its answer is not used.
-    void prepare_timed_request() override { client_->Get("/v1/models", headers()); }
-
     CounterSnapshot prefix_cache_counters() override { return metrics().counters; }
 
 private:
+    // The server may have closed the keep-alive connection since the last request: vLLM after 5 s
+    // idle (a settle), llama-server after every streamed reply (while announcing keep-alive).
+    // cpp-httplib reconnects by itself only if the close has already arrived; otherwise it sends
+    // on the dying connection and the request fails before headers, or a timed one would reconnect
+    // inside its timing. A cheap request takes that race instead, retried once on a fresh
+    // connection; its answer is not used.
+    void refresh_connection() {
+        if (!client_->Get("/v1/models", headers())) client_->Get("/v1/models", headers());
+    }
+
     Completion stream(const nlohmann::json& body) {
+        refresh_connection();
         httplib::Request req;
         req.method = "POST";
         req.path = path();

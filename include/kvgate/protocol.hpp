@@ -128,7 +128,6 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(s.settle_ms));
-        engine.prepare_timed_request();
         Completion measured = engine.complete(t.arm == Arm::hit ? p.hit() : p.miss(), r.settings.max_output_tokens);
         t.measured = measured.record;
         if (measured.fault) {
