@@ -25,7 +25,6 @@ public:
         std::string prompt;
     };
     std::vector<Call> calls;
-    std::vector<std::string> events;  // "warm", "prepare", "measured", in order
     std::optional<std::size_t> fail_at;
     std::optional<std::size_t> no_tokens_at;  // this call completes, but its one token had no text
     int bos = 0;                              // tokens the tokenizer adds to every prompt
@@ -41,7 +40,6 @@ public:
     std::optional<int> count_tokens(const std::string& prompt) override {
         return bos + static_cast<int>(prompt.size() / 4);  // any stable count will do
     }
-    void prepare_timed_request() override { events.push_back("prepare"); }
     CounterSnapshot prefix_cache_counters() override { return {true, queries_, hits_}; }
 
     Completion complete(const std::string& prompt, int max_tokens) override {
@@ -50,7 +48,6 @@ public:
         const bool hit = !warm && !last_warm_.empty() && prompt.rfind(last_warm_, 0) == 0;
         const std::size_t call = calls.size();
         calls.push_back({warm, hit, prompt});
-        events.push_back(warm ? "warm" : "measured");
         if (no_tokens_at && call == *no_tokens_at) {  // as HttpEngine reports a stream without token text
             c.record.usage = {count_tokens(prompt).value_or(0), 1, 0};
             c.fault = Fault{FaultKind::no_tokens, FaultStage::stream, "the stream completed without a generated token"};
@@ -252,17 +249,6 @@ TEST_CASE("protocol: a BOS token is counted once per prompt, not once per part",
     for (const auto& t : r.trials) CHECK(t.warm_prompt_tokens_expected >= s.context_a_tokens + s.context_b_tokens);
 }
 
-TEST_CASE("protocol: the timed request is prepared after the settle, right before it is sent", "[protocol]") {
-    ScriptedEngine engine;
-    const PhaseResult r = run_phase(engine, quick(2, 0), phase1());
-    REQUIRE(engine.events.size() == 3 * r.trials.size());
-    for (std::size_t i = 0; i < r.trials.size(); ++i) {
-        CHECK(engine.events[3 * i] == "warm");
-        CHECK(engine.events[3 * i + 1] == "prepare");
-        CHECK(engine.events[3 * i + 2] == "measured");
-    }
-}
-
 TEST_CASE("protocol: the template's shape is measured from two renderings and recorded", "[protocol]") {
     struct Templated : ScriptedEngine {
         // <s> <|user|> content... <|end|> <|assistant|>: ids per 4 characters of content
@@ -279,4 +265,34 @@ TEST_CASE("protocol: the template's shape is measured from two renderings and re
     CHECK(r.engine.template_shape.prefix_tokens == 2);
     CHECK(r.engine.template_shape.suffix_tokens == 2);
     CHECK(to_json(r).at("engine").at("template_prefix_tokens") == 2);
+}
+
+TEST_CASE("protocol: KVGATE_TTFT=engine compares the engine's own time, and a server without one is a fault",
+          "[protocol]") {
+    struct Timed : ScriptedEngine {
+        Completion complete(const std::string& prompt, int max_tokens) override {
+            Completion c = ScriptedEngine::complete(prompt, max_tokens);
+            if (c.record.stamps.first_token_ms) c.record.engine_ttft_ms = *c.record.stamps.first_token_ms / 2;
+            return c;
+        }
+    };
+    Settings s = quick(2, 0);
+    s.ttft = "engine";
+    Timed timed;
+    const PhaseResult r = run_phase(timed, s, phase1());
+    REQUIRE_FALSE(r.fault);
+    for (const Trial& t : r.trials) {
+        REQUIRE(t.measured.stamps.first_token_ms);
+        CHECK(t.ttft_ms == Approx(*t.measured.stamps.first_token_ms / 2));
+    }
+    CHECK_THAT(r.verdict.method, Catch::Contains("engine's own"));
+
+    ScriptedEngine untimed;
+    const PhaseResult u = run_phase(untimed, s, phase1());
+    REQUIRE(u.fault);
+    CHECK(u.fault->kind == FaultKind::no_engine_ttft);
+    CHECK(u.fault->trial == 1);
+    CHECK(u.fault->request == FaultRequest::measured);
+    CHECK_THAT(u.fault->message, Catch::Contains("KVGATE_TTFT=client"));
+    CHECK(u.trials.empty());
 }

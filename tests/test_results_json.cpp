@@ -43,7 +43,8 @@ std::set<std::string> key_paths(const nlohmann::json& j) {
 }
 
 // The previous version's document as this version writes it: warm-up trials moved from `trials` to
-// `warmup_trials` (order kept), the engine's template shape added (unknown: null).
+// `warmup_trials` (order kept), the engine's template shape added (unknown: null), the TTFT compared
+// named (the client's, as then).
 nlohmann::json as_written_now(nlohmann::json doc) {
     for (const char* arm : {"cache_hit", "cache_miss"}) {
         nlohmann::json counted = nlohmann::json::array(), warmups = nlohmann::json::array();
@@ -53,6 +54,7 @@ nlohmann::json as_written_now(nlohmann::json doc) {
     }
     doc["engine"]["template_prefix_tokens"] = nullptr;
     doc["engine"]["template_suffix_tokens"] = nullptr;
+    doc["config"]["ttft"] = "client";
     return doc;
 }
 
@@ -105,7 +107,7 @@ TEST_CASE("a result written now has the keys of the previous version's file, and
     r.fault = Fault{FaultKind::no_done, FaultStage::stream, "x", 2, FaultRequest::warm};
     auto expected = key_paths(load(fixture));
     for (const char* added : {".cache_hit.warmup_trials", ".cache_miss.warmup_trials", ".engine.template_prefix_tokens",
-                              ".engine.template_suffix_tokens"})
+                              ".engine.template_suffix_tokens", ".config.ttft"})
         expected.insert(added);
     CHECK(key_paths(to_json(r)) == expected);
 }

@@ -136,3 +136,12 @@ TEST_CASE("KVGATE_FLEET_REPLICA_URLS: a comma-separated list of server roots, ea
     Settings s;
     CHECK_THROWS_WITH(apply_flags(s, {"--fleet-replica-urls", "a:1"}), Catch::Contains("must start with http://"));
 }
+
+TEST_CASE("the TTFT compared is the client's unless the engine's own is asked for", "[settings]") {
+    Settings s;
+    CHECK(s.ttft == "client");
+    apply_flags(s, {"--ttft", "engine"});
+    CHECK(s.ttft == "engine");
+    CHECK_THROWS_WITH(apply_flags(s, {"--ttft", "server"}),
+                      Catch::Contains("KVGATE_TTFT") && Catch::Contains("'client' nor 'engine'"));
+}

@@ -20,6 +20,7 @@ PhaseResult run_of(const std::vector<double>& hit, const std::vector<double>& mi
             t.index = static_cast<int>(r.trials.size());
             t.arm = arm;
             t.ttft_ms = arm == Arm::hit ? hit[i] : miss[i];
+            t.measured.stamps.first_token_ms = t.ttft_ms;
             t.throughput = 10;
             t.measured.usage = {800, 50, arm == Arm::hit ? hit_cached : miss_cached};
             r.trials.push_back(t);
@@ -296,4 +297,35 @@ TEST_CASE("a fleet: every query on its warm-up's replica leaves the verdict to e
     CHECK(s->same == 4);
     CHECK(s->per_replica[0].requests == 16);  // 8 measured trials, warm-up and query each
     CHECK_FALSE(fleet_placement(run_of({1, 2}, {3, 4})));  // a single server is no fleet
+}
+
+TEST_CASE("a saving the engine makes but hits give back outside it is named, and the engine's TTFT gates it",
+          "[verdict]") {
+    // The H200 at A 3000 tokens, llama-server: the engine's prompt time, hit ~5.6 ms, miss ~10.7 ms;
+    // before it, hits ~10 ms and misses ~5 ms (the hit's 3000 more tokens to tokenize).
+    auto r = run_of({15.5, 15.9, 15.2, 15.6, 15.8}, {15.8, 15.4, 16.0, 15.7, 15.6});
+    for (Trial& t : r.trials) t.measured.engine_ttft_ms = t.ttft_ms - (t.arm == Arm::hit ? 10 : 5);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome != Outcome::pass);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("the engine's own prompt time shows the saving (median hit 5.60 ms, "
+                                                 "miss 10.70 ms") &&
+                                     Catch::Contains("hits spend 5.00 ms more than misses outside it"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("--ttft engine"));
+
+    // The same trials gated on the engine's own time, as the protocol records them under KVGATE_TTFT=engine.
+    PhaseResult engine_gated = r;
+    engine_gated.settings.ttft = "engine";
+    for (Trial& t : engine_gated.trials) t.ttft_ms = *t.measured.engine_ttft_ms;
+    decide(engine_gated, 10, 0.95);
+    CHECK(engine_gated.verdict.outcome == Outcome::pass);
+    CHECK_THAT(engine_gated.verdict.method, Catch::Contains("the engine's own prompt time (KVGATE_TTFT=engine)"));
+    CHECK_THAT(engine_gated.verdict.reason, !Catch::Contains("shows the saving"));
+}
+
+TEST_CASE("hits and misses spending the same outside the engine draw no hidden-saving note", "[verdict]") {
+    auto r = run_of({15.5, 15.9, 15.2, 15.6, 15.8}, {15.8, 15.4, 16.0, 15.7, 15.6});
+    for (Trial& t : r.trials) t.measured.engine_ttft_ms = t.ttft_ms - 5;
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome != Outcome::pass);
+    CHECK_THAT(r.verdict.reason, !Catch::Contains("shows the saving"));
 }

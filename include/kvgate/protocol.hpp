@@ -135,6 +135,17 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
             break;
         }
         t.ttft_ms = t.measured.stamps.first_token_ms.value_or(0);
+        if (r.settings.ttft == "engine") {
+            if (!t.measured.engine_ttft_ms) {
+                measured.fault = Fault{FaultKind::no_engine_ttft, FaultStage::stream,
+                                       "the server reported no time to first token of its own, which KVGATE_TTFT=engine "
+                                       "compares (llama.cpp: timings.prompt_ms; vLLM: --enable-per-request-metrics); "
+                                       "use KVGATE_TTFT=client for this server"};
+                fail(measured, FaultRequest::measured);
+                break;
+            }
+            t.ttft_ms = *t.measured.engine_ttft_ms;
+        }
         t.total_time_ms = t.measured.stamps.done_ms.value_or(0);
         const int completion = std::max(0, t.measured.usage.completion_tokens);
         t.throughput = t.total_time_ms > 0 ? completion / (t.total_time_ms / 1000) : 0;

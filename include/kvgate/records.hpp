@@ -157,6 +157,7 @@ enum class FaultKind {
     malformed_chunk,
     no_done,
     no_tokens,
+    no_engine_ttft,
     python_exception,
 };
 
@@ -199,6 +200,7 @@ inline constexpr EnumName<FaultKind> fault_kind_names[] = {
     {FaultKind::malformed_chunk, "malformed_chunk"},
     {FaultKind::no_done, "no_done"},
     {FaultKind::no_tokens, "no_tokens"},
+    {FaultKind::no_engine_ttft, "no_engine_ttft"},
     {FaultKind::python_exception, "python_exception"},
 };
 inline constexpr EnumName<FaultRequest> fault_request_names[] = {

@@ -201,7 +201,7 @@ inline std::string results_script(const Experiment& experiment, const std::vecto
             s << "set label 2 \"partial: the run did not finish (see summary.md)\""
                  " at graph 0.5, graph 0.86 center front\n";
         s << "set title " << gp_quote(row_title + " \u2014 TTFT") << "\n"
-          << "set ylabel \"TTFT (ms)\"\n"
+          << "set ylabel " << gp_quote(r.settings.ttft == "engine" ? "engine's own TTFT (ms)" : "TTFT (ms)") << "\n"
           << "set label 1 "
           << gp_quote("cache miss: " + signed_pct(r.ttft_degradation_pct) + " TTFT (mean miss vs mean hit)")
           << " at graph 0.5, graph 0.94 center front font \",12\"\n";
@@ -270,7 +270,9 @@ inline std::string phase_comparison_script(const Experiment& experiment, const s
       << "# Each pair of bars is one phase: its name goes under the pair, below the condition names.\n"
       << "set bmargin 9\n";
     for (std::size_t i = 0; i < phases.size(); ++i)
-        s << "set label " << i + 2 << " " << gp_quote(phases[i].phase.title + "\n" + engine_title(phases[i].engine))
+        s << "set label " << i + 2 << " "
+          << gp_quote(phases[i].phase.title + (phases[i].settings.ttft == "engine" ? " (engine's own TTFT)" : "") +
+                      "\n" + engine_title(phases[i].engine))
           << " at first " << format_fixed(2.5 * static_cast<double>(i) + 0.5, 2) << ", graph -0.1 center\n";
     s << "set label 1 " << gp_quote(overhead) << " at graph 0.5, graph 0.94 center front font \",12\"\n"
       << "plot datafile index \"[hit]\" using 1:2:3:xtic(6) with boxerrorbars lc rgb " << gp_quote(hit_colour)

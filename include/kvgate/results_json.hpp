@@ -396,6 +396,8 @@ inline const std::vector<Field<PhaseResult>>& config_fields() {
         field<Integer, PhaseResult>("settle_ms", [](PhaseResult& r) -> int& { return r.settings.settle_ms; }),
         field<Unsigned, PhaseResult>("seed", [](PhaseResult& r) -> std::uint64_t& { return r.settings.seed; }),
         member<Boolean>("sizes_estimated", &PhaseResult::sizes_estimated),
+        // Absent from files written before KVGATE_TTFT: those compared the client's TTFT.
+        added_later(field<String, PhaseResult>("ttft", [](PhaseResult& r) -> std::string& { return r.settings.ttft; })),
     };
     return f;
 }

@@ -31,6 +31,7 @@ struct Settings {
     int max_output_tokens = 50;
     double threshold_pct = 10;
     double confidence = 0.95;
+    std::string ttft = "client";  // "client" | "engine": which first-token time the gate compares
     double connect_timeout_s = 5;
     double read_timeout_s = 120;
     std::uint64_t seed = 0;  // 0: a fresh seed per run, so no run is served from an earlier run's cache
@@ -239,6 +240,16 @@ inline const std::vector<SettingSpec>& setting_table() {
         double_knob("KVGATE_THRESHOLD_PCT", "--threshold-pct",
                     "least TTFT degradation (miss vs hit, %) the cache must be shown to save", &Settings::threshold_pct,
                     0, 1e6),
+        {"KVGATE_TTFT", "--ttft",
+         "TTFT the gate compares: client (the first token's arrival, what users wait for) or engine (the server's "
+         "own prompt time: llama.cpp's timings.prompt_ms, vLLM's per-request metrics), for a model so small that "
+         "the server's per-request work (tokenizing) hides the prefill saving from the client",
+         [](Settings& s, const std::string& v) {
+             if (v != "client" && v != "engine")
+                 throw std::invalid_argument("KVGATE_TTFT: '" + v + "' is neither 'client' nor 'engine'");
+             s.ttft = v;
+         },
+         [](const Settings& s) { return s.ttft; }},
         double_knob("KVGATE_CONFIDENCE", "--confidence", "confidence level of the interval on the miss/hit ratio",
                     &Settings::confidence, 0.5, 0.999),
         double_knob("KVGATE_CONNECT_TIMEOUT_S", "--connect-timeout-s", "TCP connect deadline",

@@ -60,12 +60,21 @@ inline std::string fmt(const char* format, double a, double b = 0, double c = 0,
 
 }  // namespace detail
 
-// Median time a trial's request spent outside the engine's own prompt time (client TTFT minus
-// engine_ttft_ms, e.g. llama.cpp's timings.prompt_ms), where every trial reports the latter.
+// Median of the engine's own TTFT (engine_ttft_ms, e.g. llama.cpp's timings.prompt_ms), and of the
+// time the request spent outside it (client TTFT minus that), where every trial reports it.
+inline std::optional<double> engine_ttft_median(const std::vector<const Trial*>& trials) {
+    std::vector<double> out;
+    for (const Trial* t : trials)
+        if (t->measured.engine_ttft_ms) out.push_back(*t->measured.engine_ttft_ms);
+    if (out.empty() || out.size() != trials.size()) return std::nullopt;
+    return median(out);
+}
+
 inline std::optional<double> outside_engine_ms(const std::vector<const Trial*>& trials) {
     std::vector<double> out;
     for (const Trial* t : trials)
-        if (t->measured.engine_ttft_ms) out.push_back(t->ttft_ms - *t->measured.engine_ttft_ms);
+        if (t->measured.engine_ttft_ms && t->measured.stamps.first_token_ms)
+            out.push_back(*t->measured.stamps.first_token_ms - *t->measured.engine_ttft_ms);
     if (out.empty() || out.size() != trials.size()) return std::nullopt;
     return median(out);
 }
@@ -86,6 +95,29 @@ inline std::string outside_prefill_note(const PhaseResult& r) {
                        "of the %.2f ms median saving: the saving is not prefill (llama-server's host prompt cache, "
                        "--cache-ram, copies the slot's KV before a prompt that does not match it)",
                        *miss, *hit, 100 * extra / saving, saving);
+}
+
+// The converse: the engine's own prompt time shows the saving, but hits spend more than misses
+// outside it, so the client sees little of it. llama-server tokenizes the whole prompt before it
+// looks at its cache (~2 us a token on a CPU core): on a GPU fast enough that prefill costs about
+// as much a token, the hit's longer prompt gives back in tokenizing what the cache saved.
+inline std::string hidden_saving_note(const PhaseResult& r, double bar) {
+    if (r.settings.ttft == "engine") return "";
+    const auto hit_engine = engine_ttft_median(r.measured(Arm::hit));
+    const auto miss_engine = engine_ttft_median(r.measured(Arm::miss));
+    const auto hit_outside = outside_engine_ms(r.measured(Arm::hit));
+    const auto miss_outside = outside_engine_ms(r.measured(Arm::miss));
+    if (!hit_engine || !miss_engine || !hit_outside || !miss_outside || *hit_engine <= 0) return "";
+    const double saving = *miss_engine - *hit_engine;
+    const double given_back = *hit_outside - *miss_outside;
+    if (*miss_engine / *hit_engine < bar || given_back <= 0.5 * saving) return "";
+    return detail::fmt("; the engine's own prompt time shows the saving (median hit %.2f ms, miss %.2f ms, ratio "
+                       "%.2f), but hits spend %.2f ms more than misses outside it",
+                       *hit_engine, *miss_engine, *miss_engine / *hit_engine, given_back) +
+           detail::fmt(" (%.2f vs %.2f ms: the server's work before the prompt, e.g. tokenizing the longer hit "
+                       "prompt), %.0f%% of that saving: at this scale the client sees the server's per-request work, "
+                       "not the cache",
+                       *hit_outside, *miss_outside, 100 * given_back / saving);
 }
 
 // A fleet's placement over the run: every measured trial's warm-up and query, the hit arm's
@@ -125,6 +157,8 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     v.method =
         "Student's t interval on ln(miss/hit) over paired trials (ABBA order), mapped back with exp: a confidence "
         "interval for the geometric mean of the paired miss/hit TTFT ratios";
+    if (r.settings.ttft == "engine")
+        v.method += "; TTFT is the engine's own prompt time (KVGATE_TTFT=engine), not the client's first token";
 
     // Pairs: the k-th measured hit with the k-th measured miss (the schedule runs them side by side).
     std::vector<double> hit_ttft, miss_ttft;
@@ -312,6 +346,15 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         }
         if (ci.ratio < bar)
             v.fix += "; a longer context A (--context-a-tokens) makes a miss cost more and the effect larger";
+    }
+    if (v.outcome != Outcome::pass) {
+        const std::string hidden = hidden_saving_note(r, bar);
+        if (!hidden.empty()) {
+            v.reason += hidden;
+            v.fix = (v.fix.empty() ? "" : v.fix + "; or ") +
+                    "gate on the engine's own prompt time (--ttft engine), which leaves the server's per-request work "
+                    "out, or measure a model whose prefill outweighs it";
+        }
     }
     const std::string outside = outside_prefill_note(r);
     if (!outside.empty()) {
