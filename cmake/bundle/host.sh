@@ -19,7 +19,8 @@
 #   KVGATE_LLAMA_SERVER     a llama-server binary to use instead of building one
 #   KVGATE_HOST_LABEL       the CTest label to run [llamacpp]
 #   KVGATE_LLAMACPP_CACHE_RAM and the other llamacpp.sh settings pass through to the fixture;
-#   KVGATE_TRIALS etc. pass through to kvgate. A non-zero cache-ram is part of OUT's subfolder names.
+#   KVGATE_TRIALS etc. pass through to kvgate. A non-zero cache-ram and KVGATE_TTFT=engine are part
+#   of OUT's subfolder names.
 set -euo pipefail
 
 bundle=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -240,6 +241,7 @@ for s in "${sizes[@]}"; do
   IFS=/ read -r a b q <<< "$s"
   tag=$a-$b-$q
   [ "${KVGATE_LLAMACPP_CACHE_RAM:-0}" = 0 ] || tag=$tag-cache-ram-$KVGATE_LLAMACPP_CACHE_RAM
+  [ "${KVGATE_TTFT:-client}" = client ] || tag=$tag-ttft-$KVGATE_TTFT
   dir=$out/$tag
   mkdir -p "$dir"
   log "ctest -L $label at $s (reports: $dir)"
