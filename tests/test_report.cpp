@@ -468,3 +468,21 @@ TEST_CASE("clear_results removes an earlier run's results and reports, and nothi
     CHECK(clear_results(dir.path / "absent").empty());
     CHECK(contains(error_of([&] { write_all_reports(dir.path, dir.path); }), "results_phase1.json"));
 }
+
+TEST_CASE("the Markdown summary names the TTFT it gated and shows the other beside it", "[report]") {
+    PhaseResult client_gated = known_phase("phase1", 40, 90);
+    for (Trial& t : client_gated.trials) t.measured.engine_ttft_ms = t.ttft_ms - 3;
+    const std::string client_md = summary_markdown({client_gated}, {});
+    CHECK(contains(client_md, "| TTFT median (ms) | 40.0 | 90.0 |"));
+    CHECK(contains(client_md, "| engine's own TTFT median (ms), not gated | 37.0 | 87.0 |"));
+
+    PhaseResult engine_gated = client_gated;
+    engine_gated.settings.ttft = "engine";
+    const std::string engine_md = summary_markdown({engine_gated}, {});
+    CHECK(contains(engine_md, "| engine's own TTFT median (ms) | 40.0 | 90.0 |"));
+    CHECK(contains(engine_md, "| client TTFT median (ms), not gated | 40.0 | 90.0 |"));
+    CHECK(contains(results_script(e1, {engine_gated}), "engine's own TTFT (ms)"));
+
+    PhaseResult no_engine_time = known_phase("phase1", 40, 90);  // one trial in three reports it
+    CHECK_FALSE(contains(summary_markdown({no_engine_time}, {}), "not gated"));
+}
