@@ -49,6 +49,8 @@ public:
     // Called right before a timed request, after the settle pause: whatever would otherwise land
     // inside the timing (a reconnect) happens here.
     virtual void prepare_timed_request() {}
+    // Text for ids, to name where two renderings diverge; nullopt where the engine cannot say.
+    virtual std::optional<std::string> detokenize(const std::vector<int>&) { return std::nullopt; }
     // Generates max_tokens tokens (EOS ignored where the engine allows) for the prompt.
     virtual Completion complete(const std::string& prompt, int max_tokens) = 0;
     virtual CounterSnapshot prefix_cache_counters() = 0;
