@@ -68,6 +68,20 @@ TEST_CASE("the same saving passes the baseline gate; a halved saving fails it wh
                                           Catch::Contains("the absolute gate passed"));
 }
 
+TEST_CASE("an indeterminate absolute verdict becomes a fail when the baseline gate fails", "[baseline_gate]") {
+    Verdict v;
+    v.outcome = Outcome::indeterminate;
+    v.reason = "the interval straddles the threshold";
+    v.fix = "more trials";
+    BaselineRecord rec;
+    rec.outcome = "fail";
+    rec.path = "b.json";
+    fold_baseline(v, rec);
+    CHECK(v.outcome == Outcome::fail);
+    CHECK_THAT(v.reason, Catch::Contains("the saving shrank against the baseline") &&
+                             Catch::Contains("the absolute gate could not decide: the interval straddles"));
+}
+
 TEST_CASE("a verdict that did not pass keeps its outcome beside the comparison", "[baseline_gate]") {
     Verdict v;
     v.outcome = Outcome::unverified;

@@ -115,10 +115,17 @@ inline BaselineRecord compare_runs(const LoadedBaseline& b, const PhaseResult& c
     return rec;
 }
 
-// The absolute verdict stands where it did not pass; a pass becomes the baseline gate's outcome.
+// A pass becomes the baseline gate's outcome; an indeterminate absolute verdict becomes a fail when the
+// baseline gate shows the saving shrank (that evidence is conclusive on its own); any other outcome stands.
 inline void fold_baseline(Verdict& v, const BaselineRecord& rec) {
     const std::string said = "baseline " + rec.path + " (revision " + rec.revision + "): " + rec.outcome + ", " +
                              rec.reason;
+    if (v.outcome == Outcome::indeterminate && rec.outcome == "fail") {
+        v.outcome = Outcome::fail;
+        v.reason = "the saving shrank against the baseline: " + said + " (the absolute gate could not decide: " +
+                   v.reason + ")";
+        return;
+    }
     if (v.outcome != Outcome::pass) {
         v.reason += "; " + said;
         return;

@@ -291,6 +291,8 @@ inline std::optional<PlacementOutcome> placement_outcome_from_string(const std::
                                PlacementOutcome::unreadable, PlacementOutcome::counter_reset})
         if (s == to_string(o)) return o;
     return std::nullopt;
+}
+
 struct NumberList {
     static json write(const std::vector<double>& v) {
         json out = json::array();
