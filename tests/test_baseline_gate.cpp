@@ -46,7 +46,7 @@ std::filesystem::path temp_file(const PhaseResult& r, const std::string& test) {
 
 }  // namespace
 
-TEST_CASE("the same saving passes the baseline gate; a halved saving fails it while the absolute gate passes",
+TEST_CASE("the same saving passes the baseline gate and a halved saving fails it while the absolute gate passes",
           "[baseline_gate]") {
     const LoadedBaseline base{"b.json", run_at(4.0)};
     PhaseResult same = run_at(4.0);
@@ -94,7 +94,7 @@ TEST_CASE("a verdict that did not pass keeps its outcome beside the comparison",
     CHECK_THAT(v.reason, Catch::StartsWith("misses were cached; baseline b.json"));
 }
 
-TEST_CASE("a baseline of another model is refused unless declared comparable; a missing one is named",
+TEST_CASE("a baseline of another model is refused unless declared comparable and a missing one is named",
           "[baseline_gate]") {
     const auto path = temp_file(run_at(4.0, 4, "other-model"), "refusal");
     const LoadedBaseline b = load_baseline(path.parent_path().string(), phase_descriptor("phase1"));  // a directory

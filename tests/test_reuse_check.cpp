@@ -99,7 +99,7 @@ TEST_CASE("a healthy run expects the warm prompt's whole blocks on hits and noth
     CHECK_FALSE(reuse_shortfall(r));
 }
 
-TEST_CASE("a varying value in the rendered warm prompt is named, and partial reuse fails the verdict",
+TEST_CASE("a varying value in the rendered warm prompt is named and partial reuse fails the verdict",
           "[reuse_check]") {
     std::vector<std::optional<RenderedTrial>> rendered;
     for (int i = 0; i < 6; ++i) rendered.push_back(healthy_trial(i, {77, 78}));
@@ -120,7 +120,7 @@ TEST_CASE("a varying value in the rendered warm prompt is named, and partial reu
     CHECK_THAT(r.verdict.fix, Catch::Contains("at token 41") && Catch::Contains("after the shared prefix"));
 }
 
-TEST_CASE("renderings that agree put a shortfall on the server, with the Prometheus counters", "[reuse_check]") {
+TEST_CASE("renderings that agree put a shortfall on the server with the Prometheus counters", "[reuse_check]") {
     std::vector<std::optional<RenderedTrial>> rendered;
     for (int i = 0; i < 6; ++i) rendered.push_back(healthy_trial(i));
     const ReusePlan plan = plan_reuse(rendered, 16, decode);
