@@ -72,9 +72,9 @@ inline Figure baseline_figure(const PhaseResult& r) {
     const double regression_line = b.baseline_ratio * b.ratio_bar;
     std::ostringstream s;
     s << script_preamble(name, "baseline vs current miss/hit TTFT ratios", 800, 560)
-      << "set title " << gp_quote(r.phase.title + ": baseline gate " + b.outcome + " (current/baseline " +
-                                  format_fixed(b.ratio_estimate, 3) + ", interval [" + format_fixed(b.ratio_low, 3) +
-                                  ", " + format_fixed(b.ratio_high, 3) + "], bar " + format_fixed(b.ratio_bar, 3) + ")")
+      << "set title " << gp_quote(r.phase.label + " baseline gate: " + b.outcome + ", current/baseline " +
+                                  format_fixed(b.ratio_estimate, 3) + " [" + format_fixed(b.ratio_low, 3) + ", " +
+                                  format_fixed(b.ratio_high, 3) + "], bar " + format_fixed(b.ratio_bar, 3))
       << "\n"
       << "set xrange [-0.6:1.6]\nset offsets 0, 0, graph 0.1, 0\n"
       << "set xtics (" << gp_quote("baseline " + b.revision) << " 0, " << gp_quote("current " + r.git_revision)
