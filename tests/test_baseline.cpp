@@ -173,7 +173,8 @@ TEST_CASE("baseline refusal: a different model, sizes, engine or endpoint", "[ba
     CHECK(check_comparable(b, c, true).size() == 2);
     for (auto edit : {+[](RunIdentity& r) { r.engine = "llama.cpp"; }, +[](RunIdentity& r) { r.endpoint = "in-process"; },
                       +[](RunIdentity& r) { r.phase = 2; }, +[](RunIdentity& r) { r.context_size_b = 1; },
-                      +[](RunIdentity& r) { r.query_size = 1; }, +[](RunIdentity& r) { r.max_output_tokens = 8; }}) {
+                      +[](RunIdentity& r) { r.query_size = 1; }, +[](RunIdentity& r) { r.max_output_tokens = 8; },
+                      +[](RunIdentity& r) { r.ttft = "engine"; }}) {
         RunIdentity d = b;
         edit(d);
         CHECK(identity_differences(b, d).size() == 1);

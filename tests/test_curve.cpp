@@ -76,7 +76,7 @@ private:
 
 Settings small_sweep() {
     Settings s;
-    s.settle_ms = 0;
+    s.curve_settle_ms = 0;
     s.seed = 7;
     s.curve_contexts = "256,512";
     s.curve_positions = "0,0.5,1";

@@ -2,6 +2,7 @@
 // are, what a fault keeps, when the observer is called, and trial numbers as people count them.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -295,4 +296,61 @@ TEST_CASE("protocol: KVGATE_TTFT=engine compares the engine's own time, and a se
     CHECK(u.fault->request == FaultRequest::measured);
     CHECK_THAT(u.fault->message, Catch::Contains("KVGATE_TTFT=client"));
     CHECK(u.trials.empty());
+}
+
+namespace {
+
+// Renders one id per 4 characters; with `vary`, a template inserts a fresh id at token 10 of every
+// rendering (a request id), and the server then reuses only the 10 tokens before it.
+class TokenizingEngine : public ScriptedEngine {
+public:
+    bool vary = false;
+    int renderings = 0;
+
+    std::optional<TokenIds> token_ids(const std::string& prompt) override {
+        std::vector<int> ids;
+        for (std::size_t i = 0; i + 4 <= prompt.size(); i += 4)
+            ids.push_back(static_cast<int>(std::hash<std::string>{}(prompt.substr(i, 4)) % 50000));
+        if (vary && ids.size() > 10) ids.insert(ids.begin() + 10, 60000 + renderings++);
+        return ids;
+    }
+    std::optional<std::string> detokenize(const std::vector<int>& ids) override {
+        std::string s;
+        for (int id : ids) s += id >= 60000 ? "[req " + std::to_string(id - 60000) + "]" : ".";
+        return s;
+    }
+    Completion complete(const std::string& prompt, int max_tokens) override {
+        Completion c = ScriptedEngine::complete(prompt, max_tokens);
+        if (vary && c.record.usage.cached_tokens > 10) c.record.usage.cached_tokens = 10;
+        return c;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("each trial's expected reuse is planned from the rendered ids before timing", "[protocol]") {
+    TokenizingEngine engine;
+    const auto r = run_phase(engine, quick(3, 1), phase_descriptor("phase1"));
+    REQUIRE(r.trials.size() == 8);
+    for (const auto& t : r.trials) {
+        CHECK(t.reuse.checked);
+        CHECK(t.reuse.reported_class == (t.arm == Arm::hit ? "full" : "none"));
+        if (t.arm == Arm::hit) CHECK(t.reuse.expected == t.measured.usage.cached_tokens);
+    }
+    CHECK(r.verdict.outcome == Outcome::pass);
+    const auto back = phase_result_from_json(to_json(r), "results_phase1.json", &phase_descriptor("phase1"));
+    CHECK(back.trials[0].reuse.expected == r.trials[0].reuse.expected);
+    CHECK(back.trials[0].reuse.reported_class == "full");
+}
+
+TEST_CASE("a template that renders a varying value fails the run with the divergence named", "[protocol]") {
+    TokenizingEngine engine;
+    engine.vary = true;
+    const auto r = run_phase(engine, quick(3, 0), phase_descriptor("phase1"));
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("reused only part of the warmed prefix") &&
+                                     Catch::Contains("the warm prompt rendered twice differs at token 10") &&
+                                     Catch::Contains("[req "));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("at token 10"));
+    CHECK(r.trials[0].reuse.divergence_at == 10);
 }

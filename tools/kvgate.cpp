@@ -3,12 +3,14 @@
 //   kvgate measure [settings...]       one phase on the engine KVGATE_ENGINE names, into KVGATE_OUT
 //   kvgate curve [settings...]         Experiment 2's sweep on a chat server, into KVGATE_OUT
 //   kvgate report [--in DIR] [--out DIR]   figures + summary.md from the results in DIR
+//   kvgate compare BASELINE CURRENT    the baseline gate on two results files (figure + Markdown into KVGATE_OUT)
 //   kvgate clear [--out DIR]           removes every experiment's results and reports from DIR
 //   kvgate settings                    the settings table (Markdown)
-// Exit status of measure: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
+// Exit status of measure and compare: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
 // Exit status of curve: 0 every cell agrees with the predicted reuse and the fit stands, 1 not, 3 error.
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -34,8 +36,10 @@ const std::string kUsage =
     "usage:\n"
     "  kvgate measure --url URL --model NAME [settings...]                  (engine vllm_http)\n"
     "  kvgate measure --engine vllm_python --model PATH [--dummy-weights] [--no-prefix-caching] [settings...]\n"
-    "  kvgate curve --url URL --model NAME [--curve-contexts 384,768] [--curve-positions ...] [settings...]\n"
+    "  kvgate curve --url URL --model NAME [--curve-contexts 384,576] [--curve-positions ...] [settings...]\n"
     "  kvgate report [--in DIR] [--out DIR]     (both default to KVGATE_OUT)\n"
+    "  kvgate compare BASELINE CURRENT [--regression-pct P] [--baseline-comparable] [--out DIR]\n"
+    "                                           (two results files: did the saving shrink?)\n"
     "  kvgate clear [--out DIR]                 (removes every experiment's results and reports)\n"
     "  kvgate settings\n"
     "Results go to <KVGATE_OUT>/<the phase's results file>. Every setting (kvgate settings) is also an\n"
@@ -103,6 +107,42 @@ int curve(const std::vector<std::string>& args) {
     return !result.fault && a.flagged == 0 && a.fit.ok() ? 0 : 1;
 }
 
+int compare(const std::vector<std::string>& args) {
+    kvgate::Settings s;
+    const std::vector<std::string> files = load(s, args);
+    if (files.size() != 2 || files[0].rfind("--", 0) == 0 || files[1].rfind("--", 0) == 0)
+        throw std::invalid_argument("compare takes two results files, BASELINE then CURRENT\n" + kUsage);
+    kvgate::LoadedBaseline baseline{files[0], kvgate::read_results_file(files[0])};
+    kvgate::PhaseResult current = kvgate::read_results_file(files[1]);
+    if (baseline.result.phase != current.phase)
+        throw std::invalid_argument("'" + files[0] + "' holds phase '" + baseline.result.phase.name + "' but '" +
+                                    files[1] + "' holds '" + current.phase.name + "'");
+    const auto differences = kvgate::check_baseline(baseline, current, s.baseline_comparable);
+    current.baseline = kvgate::compare_runs(baseline, current, s.regression_pct, differences);
+    const auto& b = *current.baseline;
+    std::cout << b.outcome << ": " << b.reason << "\n";
+    if (!b.fix.empty()) std::cout << "fix: " << b.fix << "\n";
+    for (const auto& d : differences) std::cout << "declared comparable despite: " << d << "\n";
+    const std::filesystem::path out(s.out);
+    std::filesystem::create_directories(out);
+    const auto figure = kvgate::baseline_figure(current);
+    std::string image = figure.name + ".png";
+    try {
+        kvgate::render_figure(figure, out);
+    } catch (const kvgate::ReportError& e) {  // the verdict stands without its figure
+        std::cerr << "kvgate compare: no figure: " << e.what() << "\n";
+        image.clear();
+    }
+    const auto md = out / (figure.name + ".md");
+    std::ofstream(md) << kvgate::baseline_markdown(current, image);
+    std::cout << "report: " << md.string() << (image.empty() ? "" : " and " + (out / image).string()) << "\n";
+    const kvgate::Outcome o = b.outcome == "pass"            ? kvgate::Outcome::pass
+                              : b.outcome == "fail"          ? kvgate::Outcome::fail
+                              : b.outcome == "indeterminate" ? kvgate::Outcome::indeterminate
+                                                             : kvgate::Outcome::error;
+    return exit_code(o);
+}
+
 int report(const std::vector<std::string>& args) {
     kvgate::Settings s;
     std::vector<std::string> rest = load(s, args);
@@ -119,7 +159,9 @@ int report(const std::vector<std::string>& args) {
     for (const kvgate::Experiment* experiment : kvgate::write_all_reports(in, s.out))
         for (const auto& name : kvgate::report_file_names(*experiment)) {
             const auto ext = std::filesystem::path(name).extension();
-            if (ext == ".png" || ext == ".md") std::cout << " " << name;
+            // Baseline figures exist only for phases that ran against a baseline.
+            if ((ext == ".png" || ext == ".md") && std::filesystem::exists(std::filesystem::path(s.out) / name))
+                std::cout << " " << name;
         }
     std::cout << "\n";
     return 0;
@@ -148,6 +190,7 @@ int main(int argc, char** argv) {
         if (command == "curve") return curve(args);
         if (command == "report") return report(args);
         if (command == "clear") return clear(args);
+        if (command == "compare") return compare(args);
         if (command == "settings") return std::cout << kvgate::settings_markdown(), 0;
         std::cerr << "unknown command '" << command << "'\n" << kUsage;
     } catch (const std::exception& e) {

@@ -46,6 +46,7 @@ struct RunIdentity {
     int context_size_b = 0;
     int query_size = 0;
     int max_output_tokens = 0;
+    std::string ttft = "client";  // the TTFT compared (KVGATE_TTFT): the client's and the engine's differ
 };
 
 // One line per differing field: "model (baseline 'a', current 'b')".
@@ -66,6 +67,7 @@ inline std::vector<std::string> identity_differences(const RunIdentity& baseline
     number("context_size_b", baseline.context_size_b, current.context_size_b);
     number("query_size", baseline.query_size, current.query_size);
     number("max_output_tokens", baseline.max_output_tokens, current.max_output_tokens);
+    text("ttft", baseline.ttft, current.ttft);
     return out;
 }
 

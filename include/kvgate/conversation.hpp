@@ -387,7 +387,7 @@ struct SweepPoint {
 
 struct SweepSpec {
     ConversationShape shape;
-    std::vector<int> context_tokens = {384, 768};
+    std::vector<int> context_tokens = {384, 576};
     std::vector<double> positions = {0, 0.25, 0.5, 0.75, 1};
     std::vector<EditKind> kinds = {EditKind::remove, EditKind::replace, EditKind::truncate};
     int trials = 2;  // even: each pair of trials runs the cells forward then backward (see schedule)

@@ -202,7 +202,7 @@ inline CurveResult run_curve(Engine& engine, const Settings& s, const CellObserv
             break;
         }
         c.warm_ttft_ms = w.record.stamps.first_token_ms.value_or(0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(s.settle_ms));
+        std::this_thread::sleep_for(std::chrono::milliseconds(s.curve_settle_ms));
         Completion m = engine.complete_messages(measured.messages, 1);
         if (m.fault) {
             fail(m, FaultRequest::measured);
@@ -435,7 +435,7 @@ inline nlohmann::json curve_result_json(const CurveResult& r) {
     const SweepSpec spec = sweep_spec(r.settings);
     j["settings"] = {{"model", r.settings.model},
                      {"seed", r.settings.seed},
-                     {"settle_ms", r.settings.settle_ms},
+                     {"settle_ms", r.settings.curve_settle_ms},
                      {"confidence", r.settings.confidence},
                      {"curve_contexts", r.settings.curve_contexts},
                      {"curve_positions", r.settings.curve_positions},

@@ -57,6 +57,11 @@ public:
                                                       const std::string& /*prompt*/) const {
         return std::nullopt;
     }
+    // Text for ids, to show where two renderings diverge. nullopt: cannot say.
+    virtual std::optional<std::string> detokenize(const SideRequest&, const std::string& /*model*/,
+                                                  const std::vector<int>& /*ids*/) const {
+        return std::nullopt;
+    }
     virtual MetricsView metrics(const SideRequest& side) const = 0;
     // Adds to a completion request what makes it generate exactly `max_tokens` tokens.
     virtual void ask_fixed_output(nlohmann::json& body, int max_tokens) const = 0;

@@ -216,6 +216,10 @@ public:
         return dialect_->token_ids(side_request(), settings_.model, settings_.endpoint == "chat", prompt);
     }
 
+    std::optional<std::string> detokenize(const std::vector<int>& ids) override {
+        return dialect_->detokenize(side_request(), settings_.model, ids);
+    }
+
     Completion complete(const std::string& prompt, int max_tokens) override {
         return stream(request_body(prompt, max_tokens));
     }

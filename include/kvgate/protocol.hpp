@@ -9,10 +9,12 @@
 #include <string>
 #include <thread>
 
+#include "baseline_gate.hpp"
 #include "engine.hpp"
 #include "evidence.hpp"
 #include "prompt.hpp"
 #include "records.hpp"
+#include "reuse_check.hpp"
 #include "settings.hpp"
 #include "verdict.hpp"
 
@@ -83,6 +85,13 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         const auto b = engine.token_ids(template_probe_b());
         if (a && b) r.engine.template_shape = template_shape(*a, *b);
     }
+    // A baseline is read and checked before anything is timed: an incomparable one is misuse.
+    std::optional<LoadedBaseline> baseline;
+    std::vector<std::string> baseline_differences;
+    if (!s.baseline.empty()) {
+        baseline = load_baseline(s.baseline, phase);
+        baseline_differences = check_baseline(*baseline, r, s.baseline_comparable);
+    }
 
     // All content is built (and sized with the engine's tokenizer) before anything is timed. Parts
     // are sized by their content: A + B + Q is then at least the targets' sum, plus the template once.
@@ -98,13 +107,34 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         prompts.push_back(builder.build(i, s.context_a_tokens, s.context_b_tokens, s.query_tokens));
     r.sizes_estimated = builder.sizes_estimated();
 
+    // The ids each trial's prompts render to, also before timing: what each request must reuse.
+    std::vector<std::optional<RenderedTrial>> rendered;
+    for (int i = 0; i < 2 * pairs; ++i) {
+        const TrialPrompts& p = prompts[i];
+        auto warm = engine.token_ids(p.warm());
+        auto warm_again = warm ? engine.token_ids(p.warm()) : std::nullopt;
+        auto measured = warm_again ? engine.token_ids(scheduled_arm(i) == Arm::hit ? p.hit() : p.miss()) : std::nullopt;
+        if (measured)
+            rendered.push_back(RenderedTrial{std::move(*warm), std::move(*warm_again), std::move(*measured)});
+        else
+            rendered.emplace_back();
+    }
+    const auto detokenize = [&](const TokenIds& ids) {
+        if (auto text = engine.detokenize(ids)) return *text;
+        std::string list;  // the engine cannot decode: the ids at least locate the difference
+        for (int id : ids) list += (list.empty() ? "#" : " #") + std::to_string(id);
+        return list;
+    };
+    ReusePlan plan = plan_reuse(rendered, r.engine.block_size, detokenize);
+    r.block_rounding = plan.block_rounding;
+
     const CounterSnapshot before = engine.prefix_cache_counters();
     for (int i = 0; i < 2 * pairs; ++i) {
         const int pair = i / 2;
-        const bool hit_first = pair % 2 == 0;
         Trial t;
         t.index = i;
-        t.arm = ((i % 2 == 0) == hit_first) ? Arm::hit : Arm::miss;
+        t.arm = scheduled_arm(i);
+        t.reuse = plan.trials[i];
         t.warmup = pair < s.warmup;
         const TrialPrompts& p = prompts[i];
         t.warm_prompt_tokens_expected = p.a_tokens + p.b_tokens;
@@ -134,6 +164,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
             fail(measured, FaultRequest::measured);
             break;
         }
+        classify_trial_reuse(t, r.engine.block_size);
         t.ttft_ms = t.measured.stamps.first_token_ms.value_or(0);
         if (r.settings.ttft == "engine") {
             if (!t.measured.engine_ttft_ms) {
@@ -159,6 +190,13 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     r.complete = !r.fault;
     r.wall_time_s = ms_between(started, Clock::now()) / 1000;
     decide(r, s.threshold_pct, s.confidence);
+    if (baseline && r.verdict.outcome != Outcome::error) {
+        r.baseline = compare_runs(*baseline, r, s.regression_pct, baseline_differences);
+        fold_baseline(r.verdict, *r.baseline);
+    }
+    // A saving too small may be the block size's doing: say how much of the warm prompt it hides.
+    if (!r.block_rounding.empty() && (r.verdict.outcome == Outcome::fail || r.verdict.outcome == Outcome::indeterminate))
+        r.verdict.fix += (r.verdict.fix.empty() ? "" : "; ") + r.block_rounding;
     return r;
 }
 

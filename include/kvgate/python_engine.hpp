@@ -7,6 +7,7 @@
 #pragma once
 
 #include <pybind11/embed.h>
+#include <pybind11/stl.h>
 
 #include <filesystem>
 #include <cstdlib>
@@ -143,6 +144,13 @@ public:
             ids = std::move(out);
         });
         return ids;
+    }
+
+    std::optional<std::string> detokenize(const std::vector<int>& ids) override {
+        pybind11::gil_scoped_acquire gil;
+        std::optional<std::string> text;
+        quietly([&] { text = tokenizer_.attr("decode")(ids).cast<std::string>(); });
+        return text;
     }
 
     // The seed's phase 2 times 1-token generations only: generate() returns at the end, so a longer

@@ -52,6 +52,19 @@ struct RequestRecord {
     std::optional<Placement> placement{};  // a fleet: the replica that served it (placement.hpp); else none
 };
 
+// What a measured request should have reused, from the token ids the engine rendered before
+// anything was timed (reuse.hpp), and what it did. `checked` false: the engine could not tokenize.
+struct TrialReuse {
+    bool checked = false;
+    int expected = 0;         // tokens a hit must reuse: the whole blocks of its warm prompt (0: a miss)
+    int shared = 0;           // whole blocks the rendered warm and measured prompts actually share
+    int allowed = 0;          // the most any earlier prompt explains; more is contamination
+    int template_shared = 0;  // what prompts other than its own warm prompt explain (template, BOS)
+    std::string reported_class;  // reuse.hpp's ReuseClass name against usage.cached_tokens ("" unchecked)
+    int divergence_at = -1;   // first token where two renderings differ (-1: they agree)
+    std::string divergence;   // that, in words, with the text around it
+};
+
 // One trial of one arm: the warm request, then the measured one.
 struct Trial {
     int index = 0;  // 0-based position in the run's schedule (the seed's `index`); number() for people
@@ -65,6 +78,7 @@ struct Trial {
     double ttft_ms = 0;
     double total_time_ms = 0;
     double throughput = 0;  // completion tokens per second of total_time
+    TrialReuse reuse;
 
     int number() const { return index + 1; }  // "trial 1" is the first trial of the run
 };
@@ -279,6 +293,21 @@ struct Fault {
     FaultRequest request = FaultRequest::setup;
 };
 
+// The baseline gate's comparison (baseline_gate.hpp), as the results file records it.
+struct BaselineRecord {
+    std::string path;      // the baseline's results file
+    std::string revision;  // its git revision and when it ran
+    std::string timestamp;
+    std::string outcome;   // pass / fail / indeterminate / error (baseline.hpp)
+    std::string reason, fix, method;
+    double regression_pct = 0, confidence = 0;
+    double baseline_ratio = 0, current_ratio = 0;        // geometric-mean miss/hit of each run
+    double ratio_estimate = 0, ratio_low = 0, ratio_high = 0, ratio_bar = 0;  // current / baseline
+    double hit_estimate = 0, hit_low = 0, hit_high = 0, hit_bar = 0;          // hit TTFT, current / baseline
+    std::vector<std::string> differences;  // identity differences the user declared comparable
+    std::vector<double> baseline_pair_ratios;  // the baseline's per-pair miss/hit ratios (the figure's dots)
+};
+
 struct PhaseResult {
     PhaseDescriptor phase;
     Settings settings;             // as the run used them; settings.seed is the seed drawn
@@ -289,8 +318,10 @@ struct PhaseResult {
     std::vector<Trial> trials;  // every trial, warmups included, in run order
     ArmStats hit_stats, miss_stats;
     double ttft_degradation_pct = 0;  // (mean miss - mean hit) / mean hit * 100 TTFT, as the seed
+    std::string block_rounding;       // how much of the warm prompt whole blocks keep from reuse ("" none)
     CounterDeltas counters;
     Verdict verdict;
+    std::optional<BaselineRecord> baseline;  // set when a baseline gate ran (KVGATE_BASELINE)
     std::optional<Fault> fault;
     double wall_time_s = 0;
     bool complete = false;  // false when a fault stopped the run early

@@ -10,6 +10,7 @@
 #include "kvgate/experiment.hpp"
 #include "kvgate/records.hpp"
 #include "kvgate/report_curve.hpp"
+#include "kvgate/report_baseline.hpp"
 #include "kvgate/report_files.hpp"
 #include "kvgate/report_fleet.hpp"
 #include "kvgate/report_markdown.hpp"
@@ -27,6 +28,7 @@ inline std::vector<std::string> report_file_names(const Experiment& e) {
         e.kind == ExperimentKind::curve ? std::vector<std::string>{curve_figure_name(e)}
                                         : std::vector<std::string>{results_figure_name(e), phase_comparison_figure_name(e)};
     if (has_fleet_phase(e)) figures.push_back(placement_figure_name(e));
+    for (const auto& p : e.phases) figures.push_back(baseline_figure_name(p));
     for (const std::string& figure : figures)
         for (const char* ext : {".png", ".gp", ".dat"}) names.push_back(figure + ext);
     names.push_back(summary_file_name);
@@ -112,6 +114,8 @@ inline void write_reports(const std::filesystem::path& in_dir, const std::filesy
 
     std::vector<Figure> figures = {results_figure(experiment, phases), phase_comparison_figure(experiment, phases)};
     if (has_fleet_phase(experiment)) figures.push_back(placement_figure(experiment, phases));
+    for (const auto& p : phases)
+        if (p.baseline) figures.push_back(baseline_figure(p));
     std::vector<std::string> images;
     for (const auto& f : figures) images.push_back(f.name + ".png");
     const std::string summary = summary_markdown(phases, images) + report_detail::curve_section(in_dir);

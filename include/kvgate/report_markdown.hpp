@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -15,6 +16,7 @@
 #include "kvgate/records.hpp"
 #include "kvgate/report_labels.hpp"
 #include "kvgate/verdict.hpp"
+#include "kvgate/stats.hpp"
 
 namespace kvgate {
 
@@ -130,6 +132,27 @@ inline std::string md_other_ttft_row(const PhaseResult& r) {
            md_ms(*hit) + " | " + md_ms(*miss) + " |\n";
 }
 
+// Expected (from the rendered ids) vs reported cached tokens of one arm's measured requests.
+inline std::string md_reuse(const PhaseResult& r, Arm arm) {
+    std::vector<double> expected, allowed;
+    std::map<std::string, int> classes;
+    int checked = 0;
+    const auto trials = r.measured(arm);
+    for (const Trial* t : trials) {
+        if (!t->reuse.checked) continue;
+        ++checked;
+        expected.push_back(t->reuse.expected);
+        allowed.push_back(t->reuse.allowed);
+        if (!t->reuse.reported_class.empty()) ++classes[t->reuse.reported_class];
+    }
+    if (checked == 0) return "not checked";
+    std::string out = (arm == Arm::hit ? "expected " + format_fixed(median(expected), 0)
+                                       : "allowed ≤ " + format_fixed(median(allowed), 0)) +
+                      " (median of " + std::to_string(checked) + ");";
+    for (const auto& [name, n] : classes) out += " " + name + " " + std::to_string(n);
+    return out;
+}
+
 inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
     const Verdict& v = r.verdict;
     const ArmStats& hit = r.hit_stats;
@@ -156,6 +179,8 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
       << "| prompt tokens (median) | " << hit.prompt_tokens << " | " << miss.prompt_tokens << " |\n"
       << "| cached tokens (median) | " << md_tokens(hit.cached_tokens_median) << " | "
       << md_tokens(miss.cached_tokens_median) << " |\n"
+      << "| expected reuse (from the rendered ids) | " << md_reuse(r, Arm::hit) << " | " << md_reuse(r, Arm::miss)
+      << " |\n"
       << "| measured trials (n) | " << hit.n << " | " << miss.n << " |\n\n";
 
     s << "- **Miss/hit TTFT ratio:** " << format_fixed(v.ratio, 3) << ", " << md_pct(v.confidence) << " interval ["
@@ -172,6 +197,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
       << (r.engine.url.empty() ? "" : " at " + md_code(r.engine.url)) << ", block size "
       << (r.engine.block_size > 0 ? std::to_string(r.engine.block_size) : std::string("unknown"))
       << ", prefix caching " << (r.engine.prefix_caching ? "on" : "off") << "\n"
+      << (r.block_rounding.empty() ? "" : "- **Block rounding:** " + md_line(r.block_rounding) + "\n")
       << "- **Model:** " << md_code(r.settings.model) << "\n"
       << "- **Sizes (tokens):** A " << r.settings.context_a_tokens << ", B " << r.settings.context_b_tokens << ", Q "
       << r.settings.query_tokens << ", output ≤ " << r.settings.max_output_tokens
@@ -180,6 +206,23 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
       << ", " << format_fixed(r.wall_time_s, 1) << " s, "
       << r.settings.trials << " trials per arm + " << r.settings.warmup << " warm-up, seed " << r.settings.seed
       << ", git revision " << (r.git_revision.empty() ? std::string("unknown") : md_code(r.git_revision)) << "\n";
+    for (const Trial* t : r.measured(Arm::hit))
+        if (!t->reuse.divergence.empty()) {
+            s << "- **Divergence** (trial " << t->number() << "): " << md_line(t->reuse.divergence) << "\n";
+            break;
+        }
+    if (r.baseline) {
+        const BaselineRecord& b = *r.baseline;
+        s << "- **Baseline gate:** " << md_code(b.outcome) << " against " << md_code(b.path) << " (revision "
+          << md_code(b.revision) << ", " << md_line(b.timestamp) << "): miss/hit ratio "
+          << format_fixed(b.current_ratio, 3) << " now vs " << format_fixed(b.baseline_ratio, 3)
+          << " in the baseline; current/baseline " << format_fixed(b.ratio_estimate, 3) << ", "
+          << md_pct(b.confidence) << " interval [" << format_fixed(b.ratio_low, 3) << ", "
+          << format_fixed(b.ratio_high, 3) << "], bar " << format_fixed(b.ratio_bar, 3) << " (−"
+          << format_fixed(b.regression_pct, 0) << "%); hit TTFT current/baseline " << format_fixed(b.hit_estimate, 3)
+          << " [" << format_fixed(b.hit_low, 3) << ", " << format_fixed(b.hit_high, 3) << "]\n";
+        for (const auto& d : b.differences) s << "  - declared comparable despite: " << md_line(d) << "\n";
+    }
     if (r.fault) {
         const Fault& f = *r.fault;
         s << "- **Fault:** " << md_code(to_string(f.kind)) << " in "

@@ -227,7 +227,8 @@ json write_object(const std::vector<Field<T>>& fields, const T& value) {
     json out = json::object();
     for (const auto& f : fields) {
         json v = f.write(value);
-        if (!(f.optional && v.is_null())) out[f.key] = std::move(v);
+        // Left out also at its default (an unchecked trial's reuse): files stay as before.
+        if (!(f.optional && (v.is_null() || v == f.write(T{})))) out[f.key] = std::move(v);
     }
     return out;
 }
@@ -292,6 +293,33 @@ inline std::optional<PlacementOutcome> placement_outcome_from_string(const std::
     return std::nullopt;
 }
 
+struct NumberList {
+    static json write(const std::vector<double>& v) {
+        json out = json::array();
+        for (double x : v) out.push_back(Number::write(x));
+        return out;
+    }
+    static void read(std::vector<double>& v, const JsonField& j) {
+        v.clear();
+        for (const auto& e : j.elements()) v.push_back(e.number());
+    }
+};
+struct StringList {
+    static json write(const std::vector<std::string>& v) { return v; }
+    static void read(std::vector<std::string>& v, const JsonField& j) {
+        v.clear();
+        for (const auto& e : j.elements()) v.push_back(e.string());
+    }
+};
+
+// A later addition written only when it differs from its default (an unchecked trial's reuse, a
+// run without a baseline), so files without it stay as they were.
+template <class T>
+Field<T> omitted_at_default(Field<T> f) {
+    f.optional = true;
+    return f;
+}
+
 // ---- The schema ----
 
 // A fleet: which replica served a request (placement.hpp), beside the request's own fields.
@@ -344,6 +372,48 @@ inline const std::vector<Field<Trial>>& warm_fields() {
     return f;
 }
 
+// Expected vs reported reuse of the measured request (reuse_check.hpp).
+inline const std::vector<Field<TrialReuse>>& reuse_fields() {
+    static const std::vector<Field<TrialReuse>> f = {
+        member<Boolean>("checked", &TrialReuse::checked),
+        member<Integer>("expected_cached_tokens", &TrialReuse::expected),
+        member<Integer>("shared_tokens", &TrialReuse::shared),
+        member<Integer>("allowed_cached_tokens", &TrialReuse::allowed),
+        member<Integer>("template_shared_tokens", &TrialReuse::template_shared),
+        member<String>("reported", &TrialReuse::reported_class),
+        member<Integer>("divergence_at", &TrialReuse::divergence_at),
+        member<String>("divergence", &TrialReuse::divergence),
+    };
+    return f;
+}
+
+inline const std::vector<Field<BaselineRecord>>& baseline_fields() {
+    static const std::vector<Field<BaselineRecord>> f = {
+        member<String>("path", &BaselineRecord::path),
+        member<String>("git_revision", &BaselineRecord::revision),
+        member<String>("timestamp", &BaselineRecord::timestamp),
+        member<String>("outcome", &BaselineRecord::outcome),
+        member<String>("reason", &BaselineRecord::reason),
+        member<String>("fix", &BaselineRecord::fix),
+        member<String>("method", &BaselineRecord::method),
+        member<Number>("regression_pct", &BaselineRecord::regression_pct),
+        member<Number>("confidence", &BaselineRecord::confidence),
+        member<Number>("baseline_ratio", &BaselineRecord::baseline_ratio),
+        member<Number>("current_ratio", &BaselineRecord::current_ratio),
+        member<Number>("ratio_of_ratios", &BaselineRecord::ratio_estimate),
+        member<Number>("ratio_of_ratios_low", &BaselineRecord::ratio_low),
+        member<Number>("ratio_of_ratios_high", &BaselineRecord::ratio_high),
+        member<Number>("ratio_of_ratios_bar", &BaselineRecord::ratio_bar),
+        member<Number>("hit_ttft_ratio", &BaselineRecord::hit_estimate),
+        member<Number>("hit_ttft_ratio_low", &BaselineRecord::hit_low),
+        member<Number>("hit_ttft_ratio_high", &BaselineRecord::hit_high),
+        member<Number>("hit_ttft_ratio_bar", &BaselineRecord::hit_bar),
+        member<StringList>("accepted_differences", &BaselineRecord::differences),
+        member<NumberList>("baseline_pair_ratios", &BaselineRecord::baseline_pair_ratios),
+    };
+    return f;
+}
+
 // The seed's per-trial fields (the measured request's usage flat, as the seed had it), then kvgate's.
 inline const std::vector<Field<Trial>>& trial_fields() {
     static const std::vector<Field<Trial>> f = {
@@ -362,6 +432,7 @@ inline const std::vector<Field<Trial>>& trial_fields() {
         field<Object<Trial, warm_fields>, Trial>("warm", [](Trial& t) -> Trial& { return t; }),
         optional_field<PlacementCodec, Trial>("placement",
                                               [](Trial& t) -> std::optional<Placement>& { return t.measured.placement; }),
+        omitted_at_default(member<Object<TrialReuse, reuse_fields>>("reuse", &Trial::reuse)),
     };
     return f;
 }
@@ -545,10 +616,13 @@ inline const std::vector<Field<PhaseResult>>& result_fields() {
         arm_field(Arm::hit),
         arm_field(Arm::miss),
         member<Number>("ttft_degradation_pct", &PhaseResult::ttft_degradation_pct),
+        omitted_at_default(member<String>("block_rounding", &PhaseResult::block_rounding)),
         member<String>("git_revision", &PhaseResult::git_revision),
         member<Object<EngineInfo, engine_fields>>("engine", &PhaseResult::engine),
         member<Object<CounterDeltas, cache_evidence_fields>>("cache_evidence", &PhaseResult::counters),
         member<Object<Verdict, verdict_fields>>("verdict", &PhaseResult::verdict),
+        omitted_at_default(member<Nullable<Object<BaselineRecord, baseline_fields>, BaselineRecord>>("baseline",
+                                                                                             &PhaseResult::baseline)),
         member<Nullable<Object<Fault, fault_fields>, Fault>>("fault", &PhaseResult::fault),
         member<Number>("wall_time_s", &PhaseResult::wall_time_s),
         member<Boolean>("complete", &PhaseResult::complete),

@@ -49,9 +49,13 @@ struct Settings {
     int fleet_replicas = 2;          // replicas the fixture starts
     // Experiment 2's sweep (kvgate curve): context lengths, edit positions (0 = first exchange,
     // 1 = last), trials (pairs of forward and backward passes balance drift).
-    std::string curve_contexts = "384,768";
+    std::string curve_contexts = "384,576";
     std::string curve_positions = "0,0.25,0.5,0.75,1";
     int curve_trials = 2;
+    int curve_settle_ms = 100;  // between a cell's warm and measured request; Experiment 1 keeps the seed's 500
+    std::string baseline;         // a results file (or a directory of them) from a known-good build; "": no baseline gate
+    double regression_pct = 10;   // how far the saving may shrink against the baseline
+    bool baseline_comparable = false;  // compare even where model, sizes, engine or endpoint differ
 };
 
 // The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
@@ -307,6 +311,20 @@ inline const std::vector<SettingSpec>& setting_table() {
         int_knob("KVGATE_CURVE_TRIALS", "--curve-trials",
                  "Experiment 2: passes over the sweep (even: forward and backward pairs balance drift)",
                  &Settings::curve_trials, 1, 1000),
+        int_knob("KVGATE_CURVE_SETTLE_MS", "--curve-settle-ms",
+                 "Experiment 2: pause between a cell's warm and measured request (Experiment 1 uses "
+                 "KVGATE_SETTLE_MS, the seed's 500 ms)",
+                 &Settings::curve_settle_ms, 0, 60000),
+        string_knob("KVGATE_BASELINE", "--baseline",
+                    "results of a known-good build to compare against: a results file, or a directory holding "
+                    "results_<phase>.json (e.g. the previous run's KVGATE_OUT); empty: no baseline gate",
+                    &Settings::baseline),
+        double_knob("KVGATE_REGRESSION_PCT", "--regression-pct",
+                    "the baseline gate fails when the miss/hit ratio shrank by more than this (%) against the baseline",
+                    &Settings::regression_pct, 0.1, 99),
+        switch_knob("KVGATE_BASELINE_COMPARABLE", "--baseline-comparable",
+                    "compare with a baseline whose model, sizes, engine or endpoint differ (otherwise refused)",
+                    &Settings::baseline_comparable),
     };
     return table;
 }

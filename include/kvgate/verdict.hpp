@@ -16,6 +16,7 @@
 #include "evidence.hpp"
 #include "placement.hpp"
 #include "records.hpp"
+#include "reuse_check.hpp"
 #include "stats.hpp"
 
 namespace kvgate {
@@ -301,6 +302,13 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                    "): the experiment did not measure a miss";
         v.fix = "make sure nothing else sends this content (a fresh --seed), and that the server's cache is not "
                 "shared with another run";
+        return;
+    }
+    // Per request, against the ids the server rendered: a hit that reused only part of its warm prompt.
+    if (const auto shortfall = reuse_shortfall(r)) {
+        v.outcome = Outcome::fail;
+        v.reason = shortfall->reason + " (" + interval + ")";
+        v.fix = shortfall->fix;
         return;
     }
     if (hit_short > 0) {

@@ -108,6 +108,15 @@ public:
         return ids;
     }
 
+    std::optional<std::string> detokenize(const SideRequest& side, const std::string& model,
+                                          const std::vector<int>& ids) const override {
+        const SideReply res = side("POST", "/detokenize", nlohmann::json{{"model", model}, {"tokens", ids}}.dump());
+        if (res.status != 200) return std::nullopt;
+        const auto j = nlohmann::json::parse(res.body, nullptr, false);
+        if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string()) return std::nullopt;
+        return j["prompt"].get<std::string>();
+    }
+
     MetricsView metrics(const SideRequest& side) const override {
         const SideReply res = side("GET", "/metrics", "");
         if (res.status != 200) return {};

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Real-vLLM demonstrations of the regressions the per-request reuse check and the baseline gate
+# catch (issue 11), each against the repository's CPU vLLM fixture (cmake/engine/engine.sh):
+#
+#   bench/reuse_demos.sh template  OUT   a chat template with a random request id inside A
+#   bench/reuse_demos.sh eviction  OUT   a KV cache of 80 blocks and other traffic between warm and query
+#   bench/reuse_demos.sh healthy   OUT [N]  one baseline run, then N (5) runs compared with it
+#   bench/reuse_demos.sh blocksize OUT   a baseline at block 16, then a run at block 512 compared with it
+#
+# KVGATE_DEMO_CLI (default build/ci/tools/kvgate); KVGATE_TRIALS etc. pass through to the runs.
+# Each run's results and summary go to OUT/<run>/; the console shows each verdict.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+demo=${1:?usage: reuse_demos.sh template|eviction|healthy|blocksize OUT [N]}
+out=$(realpath -m "${2:?name the output directory}")
+cli=${KVGATE_DEMO_CLI:-build/ci/tools/kvgate}
+state=$out/engine
+mkdir -p "$out"
+
+start() {  # start [vllm args...]
+  bash cmake/engine/engine.sh start "$state" "$@" > "$out/engine-start.log" 2>&1 ||
+    { tail -n 30 "$out/engine-start.log"; exit 1; }
+  # shellcheck disable=SC1091
+  . "$state/engine.env"
+}
+stop() { bash cmake/engine/engine.sh stop "$state" > /dev/null 2>&1 || true; }
+trap stop EXIT
+measure() {  # measure RUN [kvgate flags...]
+  local run=$1
+  shift
+  echo "== $run"
+  "$cli" measure --url "$KVGATE_URL" --model "$KVGATE_MODEL" --out "$out/$run" "$@" 2>&1 |
+    grep -E "results_phase1.json:|fix:|hit median" || true
+}
+
+case $demo in
+  template)
+    # A request id drawn per rendering, after the first 1500 characters of the conversation (inside A).
+    tmpl=$out/request_id_template.jinja
+    printf '%s' "{% for message in messages %}{% if loop.first %}{{ message['content'][:1500] }} [request {{ range(100000) | random }}] {{ message['content'][1500:] }}{% else %}{{ message['content'] }}{% endif %}{% endfor %}" > "$tmpl"
+    start --chat-template "$tmpl"
+    measure template
+    ;;
+  eviction)
+    # 80 blocks of 16 tokens hold the warmed [A,B] (~800 tokens) or one other 900-token prompt, not
+    # both: the other traffic, sent without pause, evicts the warmed blocks during the settle.
+    start --num-gpu-blocks-override 80
+    python3 - "$KVGATE_URL" "$KVGATE_MODEL" > "$out/traffic.log" 2>&1 << 'PY' &
+import json, random, sys, urllib.request
+url, model = sys.argv[1], sys.argv[2]
+words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split()
+while True:
+    text = " ".join(random.choice(words) + str(random.randint(0, 999)) for _ in range(300))
+    body = json.dumps({"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": text}]}).encode()
+    try:
+        urllib.request.urlopen(urllib.request.Request(url + "/v1/chat/completions", body,
+                                                      {"Content-Type": "application/json"}), timeout=60).read()
+    except Exception as e:
+        print(e, flush=True)
+PY
+    traffic=$!
+    trap 'kill $traffic 2> /dev/null; stop' EXIT
+    measure eviction --settle-ms 1500
+    ;;
+  healthy)
+    start
+    measure baseline
+    for i in $(seq 1 "${3:-5}"); do measure "healthy-$i" --baseline "$out/baseline"; done
+    ;;
+  blocksize)
+    start
+    measure baseline-block16
+    stop
+    start --block-size 512
+    measure block512 --baseline "$out/baseline-block16"
+    ;;
+  *) echo "reuse_demos: unknown demo '$demo'" >&2; exit 2 ;;
+esac

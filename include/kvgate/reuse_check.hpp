@@ -1,0 +1,160 @@
+// The per-request reuse check, on records: before timing, each trial's expected reuse from the ids the
+// engine rendered (reuse.hpp's arithmetic); after each measured request, what it reported against that;
+// for the verdict, the hits that reused less than expected, with the divergence or the server named.
+// The engine calls (tokenize, detokenize) are the protocol's; everything here is pure.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "records.hpp"
+#include "reuse.hpp"
+
+namespace kvgate {
+
+// The arm of the i-th trial of a run: pairs alternate hit-miss, miss-hit (ABBA).
+inline Arm scheduled_arm(int index) {
+    const bool hit_first = (index / 2) % 2 == 0;
+    return ((index % 2 == 0) == hit_first) ? Arm::hit : Arm::miss;
+}
+
+// One trial's prompts as the engine renders them: the warm prompt twice (a template that inserts a
+// varying value renders it differently each time) and the measured prompt.
+struct RenderedTrial {
+    TokenIds warm, warm_again, measured;
+};
+
+struct ReusePlan {
+    std::vector<TrialReuse> trials;  // one per trial, run order; unchecked where ids or the block are unknown
+    std::string block_rounding;      // reuse.hpp's block-rounding diagnostic for the first hit, where notable
+                                     // (10 % of the warm prompt or more), else ""
+};
+
+// Expected reuse for every trial of a run. `rendered[i]` nullopt: the engine could not tokenize that
+// trial. `block_size` as the engine reports it; 0 (unknown) leaves every trial unchecked, because
+// token granularity would expect more than a block-based cache can reuse (an engine that reuses
+// single tokens reports 1).
+inline ReusePlan plan_reuse(const std::vector<std::optional<RenderedTrial>>& rendered, int block_size,
+                            const Detokenize& detokenize) {
+    ReusePlan plan;
+    plan.trials.resize(rendered.size());
+    std::vector<TokenIds> earlier;  // every prompt the server saw before the current measured one
+    bool rounding_seen = false;
+    for (std::size_t i = 0; i < rendered.size(); ++i) {
+        const auto& ids = rendered[i];
+        if (!ids) continue;  // an unrendered trial's prompts stay out of `earlier`: its checks are off anyway
+        TrialReuse& tr = plan.trials[i];
+        const bool hit = scheduled_arm(static_cast<int>(i)) == Arm::hit;
+        if (block_size > 0) {
+            const ReuseExpectation e = hit ? expect_hit(ids->warm, ids->measured, earlier, block_size)
+                                           : [&] {
+                                                 auto with_warm = earlier;
+                                                 with_warm.push_back(ids->warm);
+                                                 return expect_miss(ids->measured, with_warm, block_size);
+                                             }();
+            tr.checked = true;
+            tr.expected = e.expected;
+            tr.shared = e.shared;
+            tr.allowed = e.may;
+            tr.template_shared = e.template_shared;
+            if (hit) {
+                Divergence d;
+                if (ids->warm != ids->warm_again)
+                    d = find_divergence(ids->warm, ids->warm_again, detokenize, 8, "the warm prompt rendered twice");
+                else if (e.shared < e.expected)
+                    d = find_divergence(ids->warm, ids->measured, detokenize, 8,
+                                        "the warm prompt and the measured prompt, as rendered,");
+                if (d.differs) {
+                    tr.divergence_at = d.position;
+                    tr.divergence = d.message;
+                }
+                if (!rounding_seen) {
+                    rounding_seen = true;
+                    const BlockRounding br = block_rounding(ids->warm, ids->measured, block_size);
+                    if (br.notable) plan.block_rounding = br.message;
+                }
+            }
+        }
+        earlier.push_back(ids->warm);
+        earlier.push_back(ids->measured);
+    }
+    return plan;
+}
+
+inline ReuseExpectation expectation_of(const TrialReuse& tr, int prompt_tokens, int block_size) {
+    ReuseExpectation e;
+    e.expected = tr.expected;
+    e.shared = tr.shared;
+    e.may = tr.allowed;
+    e.template_shared = tr.template_shared;
+    e.prompt_tokens = prompt_tokens;
+    e.block_size = block_size;
+    return e;
+}
+
+// Classifies the measured request's reported cached tokens against its plan (no-op when unchecked).
+inline void classify_trial_reuse(Trial& t, int block_size) {
+    if (!t.reuse.checked) return;
+    const auto e = expectation_of(t.reuse, t.measured.usage.prompt_tokens, block_size);
+    t.reuse.reported_class = to_string(classify_reuse(t.measured.usage.cached_tokens, e));
+}
+
+// A fail for the verdict: measured hits that reused some, but fewer tokens than expected.
+struct ReuseShortfall {
+    int count = 0, checked = 0;
+    std::string reason, fix;
+};
+
+// nullopt when every checked hit reused what it should (or none was checked). Hits that reused
+// nothing are the verdict's own "no cached tokens" fail; this covers the partial ones.
+inline std::optional<ReuseShortfall> reuse_shortfall(const PhaseResult& r) {
+    ReuseShortfall s;
+    const Trial* first = nullptr;
+    bool rendering = false, server = false;
+    for (const Trial* t : r.measured(Arm::hit)) {
+        if (!t->reuse.checked || t->measured.usage.cached_tokens < 0) continue;
+        ++s.checked;
+        const auto& c = t->reuse.reported_class;
+        if (c != "partial" && c != "template-only") continue;
+        ++s.count;
+        if (!first) first = t;
+        const auto cause =
+            shortfall_cause(t->measured.usage.cached_tokens, expectation_of(t->reuse, t->measured.usage.prompt_tokens,
+                                                                            r.engine.block_size));
+        rendering = rendering || cause == Shortfall::rendering || cause == Shortfall::both ||
+                    t->reuse.divergence_at >= 0;
+        server = server || cause == Shortfall::server || cause == Shortfall::both;
+    }
+    if (s.count == 0) return std::nullopt;
+    const TrialReuse& f = first->reuse;
+    s.reason = std::to_string(s.count) + " of " + std::to_string(s.checked) +
+               " hit-arm requests reused only part of the warmed prefix: trial " + std::to_string(first->number()) +
+               " reused " + std::to_string(first->measured.usage.cached_tokens) + " of the " +
+               std::to_string(f.expected) + " tokens expected (whole blocks of " + std::to_string(r.engine.block_size) +
+               " of its warm prompt; " + f.reported_class + ")";
+    if (rendering) {
+        s.reason += ": " + (f.divergence.empty() ? std::string("the rendered prompts diverge") : f.divergence);
+        s.fix = "the prompt as the server renders it changes between requests";
+        if (f.divergence_at >= 0) s.fix += " at token " + std::to_string(f.divergence_at);
+        s.fix += ": move whatever varies (a time, a request id, a user name in the chat template or system prompt) "
+                 "after the shared prefix, or drop it";
+    }
+    if (server) {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "Prometheus prefix-cache hits +%.0f of queries +%.0f tokens over the run",
+                      r.counters.hits, r.counters.queries);
+        s.reason += std::string(rendering ? "; beyond that, " : ": ") + "the renderings share " +
+                    std::to_string(f.shared) +
+                    " tokens, so the server evicted or did not store the blocks (" +
+                    (r.counters.available ? std::string(buf) : std::string("no Prometheus counters")) + ")";
+        s.fix += std::string(s.fix.empty() ? "" : "; ") +
+                 "give the KV cache room for the warmed prefix (a larger KV cache: --gpu-memory-utilization, "
+                 "VLLM_CPU_KVCACHE_SPACE, --num-gpu-blocks-override; fewer concurrent requests) and check that "
+                 "prefix caching keeps blocks between requests";
+    }
+    return s;
+}
+
+}  // namespace kvgate
