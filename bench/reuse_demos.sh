@@ -29,8 +29,16 @@ measure() {  # measure RUN [kvgate flags...]
   local run=$1
   shift
   echo "== $run"
-  "$cli" measure --url "$KVGATE_URL" --model "$KVGATE_MODEL" --out "$out/$run" "$@" 2>&1 |
-    grep -E "results_phase1.json:|fix:|hit median" || true
+  "$cli" measure --url "$KVGATE_URL" --model "$KVGATE_MODEL" --out "$out/$run" "$@" > "$out/$run.log" 2>&1 || true
+  python3 - "$out/$run/results_phase1.json" << 'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+v = d["verdict"]
+print(v["outcome"] + ": " + v["reason"])
+if v.get("fix"): print("fix: " + v["fix"])
+b = d.get("baseline")
+if b: print("baseline: " + b["outcome"] + ": " + b["reason"])
+PY
 }
 
 case $demo in
@@ -42,15 +50,16 @@ case $demo in
     measure template
     ;;
   eviction)
-    # 80 blocks of 16 tokens hold the warmed [A,B] (~800 tokens) or one other 900-token prompt, not
-    # both: the other traffic, sent without pause, evicts the warmed blocks during the settle.
-    start --num-gpu-blocks-override 80
+    # 10 blocks of 128 tokens (vLLM's CPU block) hold the warmed [A,B] (7 blocks) and not also
+    # another ~500-token prompt (4 blocks): the other traffic, sent without pause, evicts warmed
+    # blocks between the warm-up and the query.
+    start --num-gpu-blocks-override 10
     python3 - "$KVGATE_URL" "$KVGATE_MODEL" > "$out/traffic.log" 2>&1 << 'PY' &
 import json, random, sys, urllib.request
 url, model = sys.argv[1], sys.argv[2]
 words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split()
 while True:
-    text = " ".join(random.choice(words) + str(random.randint(0, 999)) for _ in range(300))
+    text = " ".join(random.choice(words) + str(random.randint(0, 999)) for _ in range(150))
     body = json.dumps({"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": text}]}).encode()
     try:
         urllib.request.urlopen(urllib.request.Request(url + "/v1/chat/completions", body,
