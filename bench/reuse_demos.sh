@@ -3,9 +3,9 @@
 # catch (issue 11), each against the repository's CPU vLLM fixture (cmake/engine/engine.sh):
 #
 #   bench/reuse_demos.sh template  OUT   a chat template with a random request id inside A
-#   bench/reuse_demos.sh eviction  OUT   a KV cache of 80 blocks and other traffic between warm and query
+#   bench/reuse_demos.sh eviction  OUT   a KV cache of 10 blocks and other traffic between warm and query
 #   bench/reuse_demos.sh healthy   OUT [N]  one baseline run, then N (5) runs compared with it
-#   bench/reuse_demos.sh blocksize OUT   a baseline at block 16, then a run at block 512 compared with it
+#   bench/reuse_demos.sh blocksize OUT   a baseline at the CPU default block (128), then a run at block 512 against it
 #
 # KVGATE_DEMO_CLI (default build/ci/tools/kvgate); KVGATE_TRIALS etc. pass through to the runs.
 # Each run's results and summary go to OUT/<run>/; the console shows each verdict.
@@ -78,10 +78,10 @@ PY
     ;;
   blocksize)
     start
-    measure baseline-block16
+    measure baseline-block128
     stop
     start --block-size 512
-    measure block512 --baseline "$out/baseline-block16"
+    measure block512 --baseline "$out/baseline-block128"
     ;;
   *) echo "reuse_demos: unknown demo '$demo'" >&2; exit 2 ;;
 esac

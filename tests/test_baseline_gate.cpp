@@ -82,6 +82,22 @@ TEST_CASE("an indeterminate absolute verdict becomes a fail when the baseline ga
                              Catch::Contains("the absolute gate could not decide: the interval straddles"));
 }
 
+TEST_CASE("a pass the baseline could not compare stays a pass, with the pairs needed", "[baseline_gate]") {
+    Verdict v;
+    v.outcome = Outcome::pass;
+    v.reason = "the interval's lower bound clears the threshold";
+    BaselineRecord rec;
+    rec.outcome = "indeterminate";
+    rec.path = "b.json";
+    rec.reason = "the interval straddles the regression bar";
+    rec.fix = "record the baseline and this run with about 25 pairs each (--trials 25)";
+    fold_baseline(v, rec);
+    CHECK(v.outcome == Outcome::pass);
+    CHECK_THAT(v.reason, Catch::StartsWith("the interval's lower bound clears the threshold; baseline b.json") &&
+                             Catch::Contains("straddles the regression bar"));
+    CHECK_THAT(v.fix, Catch::Contains("--trials 25"));
+}
+
 TEST_CASE("a verdict that did not pass keeps its outcome beside the comparison", "[baseline_gate]") {
     Verdict v;
     v.outcome = Outcome::unverified;
