@@ -148,7 +148,7 @@ inline Figure curve_figure(const Experiment& e, const CurveFile& f, const CurveA
     std::ostringstream s;
     s << script_preamble(name, "TTFT against recomputed tokens, and reported against predicted reuse", 1500, 620)
       << "unset offsets\nset xtics scale 1\nset grid xtics ytics lc rgb \"#dddddd\"\n"
-      << "set key inside top left box opaque samplen 2\n"
+      << "set key outside below center horizontal box samplen 2 maxrows 2\n"
       << "set style fill transparent solid 0.35 noborder\n"
       << "set multiplot layout 1,2 title "
       << gp_quote(e.title + " \u2014 model " + f.model + " \u00b7 " + f.engine + " \u00b7 " + std::to_string(a.cells) +
