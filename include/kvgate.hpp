@@ -6,6 +6,7 @@
 #include "kvgate/experiment.hpp"
 #include "kvgate/settings.hpp"
 #include "kvgate/records.hpp"
+#include "kvgate/utf8.hpp"
 #include "kvgate/sse.hpp"
 #include "kvgate/prompt.hpp"
 #include "kvgate/engine.hpp"

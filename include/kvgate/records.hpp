@@ -12,6 +12,7 @@
 #include "experiment.hpp"
 #include "placement.hpp"
 #include "settings.hpp"
+#include "utf8.hpp"
 
 namespace kvgate {
 
@@ -236,33 +237,6 @@ inline std::optional<FaultRequest> fault_request_from_string(const std::string& 
 }
 inline std::optional<FaultStage> fault_stage_from_string(const std::string& s) {
     return detail::enum_from_name(detail::fault_stage_names, s);
-}
-
-// Fault texts carry the server's own bytes, which may be anything; results are JSON, which needs
-// valid UTF-8. Invalid sequences (also a character cut by a length limit) become U+FFFD.
-inline std::string valid_utf8(const std::string& s) {
-    std::string out;
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    for (std::size_t i = 0; i < n;) {
-        const unsigned char c = p[i];
-        std::size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        bool ok = len > 0 && i + len <= n;
-        for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
-        // Overlong three/four-byte forms, UTF-16 surrogates and code points above U+10FFFF.
-        if (ok && c == 0xe0) ok = p[i + 1] >= 0xa0;
-        if (ok && c == 0xed) ok = p[i + 1] < 0xa0;
-        if (ok && c == 0xf0) ok = p[i + 1] >= 0x90;
-        if (ok && c == 0xf4) ok = p[i + 1] < 0x90;
-        if (ok) {
-            out.append(s, i, len);
-            i += len;
-        } else {
-            out += "\xef\xbf\xbd";
-            ++i;
-        }
-    }
-    return out;
 }
 
 // Masks every occurrence of `secret` (nothing when it is empty). Runs before any cut, so that a

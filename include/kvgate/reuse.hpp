@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "utf8.hpp"
+
 namespace kvgate {
 
 using TokenIds = std::vector<int>;
@@ -205,46 +207,6 @@ inline BlockRounding block_rounding(const TokenIds& warm, const TokenIds& measur
 using Detokenize = std::function<std::string(const std::vector<int>&)>;
 
 namespace reuse_detail {
-
-// Valid UTF-8 on one line: invalid bytes become U+FFFD (a window may cut a character; JSON needs
-// valid UTF-8) and control characters are escaped so the message stays one readable line.
-inline std::string printable(const std::string& s) {
-    std::string out;
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    for (std::size_t i = 0; i < n;) {
-        const unsigned char c = p[i];
-        if (c < 0x80) {
-            if (c == '\n') out += "\\n";
-            else if (c == '\r') out += "\\r";
-            else if (c == '\t') out += "\\t";
-            else if (c < 0x20 || c == 0x7f) {
-                char hex[8];
-                std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned>(c));
-                out += hex;
-            }
-            else out += static_cast<char>(c);
-            ++i;
-            continue;
-        }
-        std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        bool ok = len > 0 && i + len <= n;
-        for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
-        // Overlong three/four-byte forms, UTF-16 surrogates and code points above U+10FFFF.
-        if (ok && c == 0xe0) ok = p[i + 1] >= 0xa0;
-        if (ok && c == 0xed) ok = p[i + 1] < 0xa0;
-        if (ok && c == 0xf0) ok = p[i + 1] >= 0x90;
-        if (ok && c == 0xf4) ok = p[i + 1] < 0x90;
-        if (ok) {
-            out.append(s, i, len);
-            i += len;
-        } else {
-            out += "\xef\xbf\xbd";
-            ++i;
-        }
-    }
-    return out;
-}
 
 // The decoded ids [from, to), with an ellipsis on each side that was cut.
 inline std::string window_text(const TokenIds& ids, std::size_t from, std::size_t to, const Detokenize& detokenize) {

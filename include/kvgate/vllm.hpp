@@ -43,6 +43,17 @@ inline MetricsView metrics_view(const std::string& exposition) {
     return view;
 }
 
+// /tokenize's "tokens" as ids; nullopt when the answer has none or holds anything but integers.
+inline std::optional<std::vector<int>> token_list(const nlohmann::json& j) {
+    if (!j.is_object() || !j.contains("tokens") || !j["tokens"].is_array()) return std::nullopt;
+    std::vector<int> ids;
+    for (const auto& t : j["tokens"]) {
+        if (!t.is_number_integer()) return std::nullopt;
+        ids.push_back(t.get<int>());
+    }
+    return ids;
+}
+
 class Dialect : public OpenAiDialect {
 public:
     std::string engine_name() const override { return vllm::engine_name; }
@@ -66,13 +77,7 @@ public:
     std::optional<std::vector<int>> token_ids(const SideRequest& side, const std::string& model, bool chat,
                                               const std::string& prompt) const override {
         const auto j = tokenize(side, model, chat, prompt);
-        if (!j.is_object() || !j.contains("tokens") || !j["tokens"].is_array()) return std::nullopt;
-        std::vector<int> ids;
-        for (const auto& t : j["tokens"]) {
-            if (!t.is_number_integer()) return std::nullopt;
-            ids.push_back(t.get<int>());
-        }
-        return ids;
+        return token_list(j);
     }
 
     // /tokenize's answer, or null when there is none.
@@ -99,13 +104,7 @@ public:
         const SideReply res = side("POST", "/tokenize", body.dump());
         if (res.status != 200) return std::nullopt;
         const auto j = nlohmann::json::parse(res.body, nullptr, false);
-        if (!j.is_object() || !j.contains("tokens") || !j["tokens"].is_array()) return std::nullopt;
-        std::vector<int> ids;
-        for (const auto& t : j["tokens"]) {
-            if (!t.is_number_integer()) return std::nullopt;
-            ids.push_back(t.get<int>());
-        }
-        return ids;
+        return token_list(j);
     }
 
     std::optional<std::string> detokenize(const SideRequest& side, const std::string& model,
