@@ -46,8 +46,7 @@ TEST_CASE("llama.cpp phase 1: the prompt cache saves TTFT over HTTP", "[gpu][lla
 TEST_CASE("llama.cpp phase 1: the gate fails without the prompt cache", "[gpu][llamacpp][phase1][negative]") {
     auto settings = testing::http_settings("llamacpp_nocache", EngineKind::llamacpp_http);
     if (!settings) return;
-    settings->out = testing::env_or("KVGATE_NEGATIVE_OUT", "negative");
-    const auto result = testing::measure_and_report(*settings, phase_descriptor("llamacpp_phase1"));
+    const auto result = testing::measure_negative_control(*settings, phase_descriptor("llamacpp_phase1"));
     INFO(result.verdict.reason);
     REQUIRE_FALSE(result.engine.prefix_caching);
     REQUIRE(result.verdict.outcome == Outcome::fail);

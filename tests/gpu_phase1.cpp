@@ -15,8 +15,7 @@ TEST_CASE("phase 1: the prefix cache saves TTFT over HTTP", "[gpu][phase1]") {
 TEST_CASE("phase 1: the gate fails without prefix caching", "[gpu][phase1][negative]") {
     auto settings = testing::http_settings("nocache");
     if (!settings) return;
-    settings->out = testing::env_or("KVGATE_NEGATIVE_OUT", "negative");
-    const auto result = testing::measure_and_report(*settings, phase_descriptor("phase1"));
+    const auto result = testing::measure_negative_control(*settings, phase_descriptor("phase1"));
     INFO(result.verdict.reason);
     REQUIRE_FALSE(result.engine.prefix_caching);
     REQUIRE(result.verdict.outcome == Outcome::fail);

@@ -34,8 +34,7 @@ TEST_CASE("phase 2: the prefix cache saves TTFT in-process", "[gpu][phase2]") {
 TEST_CASE("phase 2: the gate fails without prefix caching", "[gpu][phase2][negative]") {
     auto s = phase2_settings(false);
     if (!s) return;
-    s->out = testing::env_or("KVGATE_NEGATIVE_OUT", "negative");
-    const auto result = testing::measure_and_report(*s, phase_descriptor("phase2"));
+    const auto result = testing::measure_negative_control(*s, phase_descriptor("phase2"));
     INFO(result.verdict.reason);
     REQUIRE_FALSE(result.engine.prefix_caching);
     REQUIRE(result.verdict.outcome == Outcome::fail);

@@ -43,7 +43,7 @@ inline std::optional<Settings> http_settings(const std::string& fixture, EngineK
 // Runs a phase on the engine the settings name (built by make_engine, as the CLI does), with
 // progress lines, checkpointing the results file after every trial, and writes the final result
 // (also after a fault) before any assertion can stop the test.
-inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase) {
+inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase, const StopRule& stop = {}) {
     s.engine = phase.engine;
     const std::filesystem::path path = results_path(s.out, phase);
     std::filesystem::create_directories(path.parent_path());
@@ -51,7 +51,7 @@ inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase) 
     auto result = run_phase(*engine, s, phase, [&](const PhaseResult& partial, const Trial& trial) {
         std::cout << progress_line(partial, trial) << std::endl;
         write_results(partial, path);
-    });
+    }, stop);
     write_results(result, path);
     std::cout << path.string() << ": " << to_string(result.verdict.outcome) << " - " << result.verdict.reason
               << (result.verdict.fix.empty() ? "" : "\n  fix: " + result.verdict.fix) << "\n  hit median "
@@ -60,6 +60,14 @@ inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase) 
               << result.miss_stats.cached_tokens_median << "; cache counters hits +" << result.counters.hits
               << " of queries +" << result.counters.queries << "; wall " << result.wall_time_s << " s" << std::endl;
     return result;
+}
+
+// A negative control: only whether the gate fails matters, and the cache evidence decides that, not
+// timing. So no warm-up pair (it steadies timings), and the run stops once the evidence has decided.
+inline PhaseResult measure_negative_control(Settings s, const PhaseDescriptor& phase) {
+    s.out = env_or("KVGATE_NEGATIVE_OUT", "negative");
+    s.warmup = 0;
+    return measure_and_report(std::move(s), phase, stop_when_evidence_decides());
 }
 
 }  // namespace kvgate::testing

@@ -31,11 +31,15 @@ public:
     int bos = 0;                              // tokens the tokenizer adds to every prompt
     double warmup_ttft_ms = 999;  // the first pair's measured requests, to see whether stats count them
     int warmup_calls = 4;
+    bool caching = true;          // false: nothing is ever a hit, and describe() says so
+    bool reports_caching = true;  // false: describe() claims caching on whatever `caching` is
+    bool reports_cached = true;   // false: no per-request cached-token counts (-1)
 
     EngineInfo describe() override {
         EngineInfo info;
         info.name = "scripted";
         info.block_size = 1;
+        info.prefix_caching = caching || !reports_caching;
         return info;
     }
     std::optional<int> count_tokens(const std::string& prompt) override {
@@ -46,7 +50,7 @@ public:
     Completion complete(const std::string& prompt, int max_tokens) override {
         Completion c;
         const bool warm = max_tokens == 1;
-        const bool hit = !warm && !last_warm_.empty() && prompt.rfind(last_warm_, 0) == 0;
+        const bool hit = caching && !warm && !last_warm_.empty() && prompt.rfind(last_warm_, 0) == 0;
         const std::size_t call = calls.size();
         calls.push_back({warm, hit, prompt});
         if (no_tokens_at && call == *no_tokens_at) {  // as HttpEngine reports a stream without token text
@@ -71,7 +75,7 @@ public:
                                   : 30;
         c.record.stamps.first_token_ms = ttft;
         c.record.stamps.done_ms = ttft + max_tokens;
-        c.record.usage = {tokens, max_tokens, cached};
+        c.record.usage = {tokens, max_tokens, reports_cached ? cached : -1};
         return c;
     }
 
@@ -353,4 +357,62 @@ TEST_CASE("a template that renders a varying value fails the run with the diverg
                                      Catch::Contains("[req "));
     CHECK_THAT(r.verdict.fix, Catch::Contains("at token 10"));
     CHECK(r.trials[0].reuse.divergence_at == 10);
+}
+
+TEST_CASE("protocol: a stop rule ends the run after a completed pair and the result says why", "[protocol][stop]") {
+    ScriptedEngine engine;
+    std::vector<std::size_t> asked;
+    const PhaseResult r = run_phase(engine, quick(5, 1), phase1(), {}, [&](const PhaseResult& partial) {
+        asked.push_back(partial.trials.size());
+        return partial.measured(Arm::hit).size() == 3 ? std::optional<std::string>("enough") : std::nullopt;
+    });
+    CHECK(asked == std::vector<std::size_t>{4, 6, 8});  // after each measured pair, never after a warm-up
+    CHECK(r.trials.size() == 8);
+    CHECK(engine.calls.size() == 16);
+    REQUIRE(r.early_stop);
+    CHECK(*r.early_stop == "enough");
+    CHECK(r.complete);
+    CHECK(r.verdict.outcome == Outcome::pass);  // decided on the trials it ran
+    CHECK(to_json(r).at("early_stop") == "enough");
+    CHECK(phase_result_from_json(to_json(r), "x").early_stop == r.early_stop);
+    CHECK(summary_markdown({r}, {}).find("Stopped early:** enough") != std::string::npos);
+}
+
+TEST_CASE("protocol: without prefix caching the evidence decides 'fail' after two pairs", "[protocol][stop]") {
+    ScriptedEngine engine;
+    engine.caching = false;
+    const PhaseResult r = run_phase(engine, quick(10, 1), phase1(), {}, stop_when_evidence_decides());
+    CHECK(r.measured(Arm::hit).size() == 2);
+    CHECK(r.trials.size() == 6);
+    REQUIRE(r.early_stop);
+    CHECK(r.early_stop->find("stopped after 2 measured pairs") != std::string::npos);
+    CHECK(r.verdict.outcome == Outcome::fail);
+}
+
+TEST_CASE("protocol: the evidence stop rule never stops a run it has not decided", "[protocol][stop]") {
+    SECTION("a working cache: the gate's trials all run") {
+        ScriptedEngine engine;
+        const PhaseResult r = run_phase(engine, quick(4, 1), phase1(), {}, stop_when_evidence_decides());
+        CHECK(r.trials.size() == 10);
+        CHECK_FALSE(r.early_stop);
+        CHECK_FALSE(to_json(r).contains("early_stop"));  // the previous version's layout
+        CHECK(r.verdict.outcome == Outcome::pass);
+    }
+    SECTION("caching reported on: a later miss served from cache could still make it unverified") {
+        ScriptedEngine engine;
+        engine.caching = false;
+        engine.reports_caching = false;
+        const PhaseResult r = run_phase(engine, quick(4, 1), phase1(), {}, stop_when_evidence_decides());
+        CHECK(r.trials.size() == 10);
+        CHECK_FALSE(r.early_stop);
+        CHECK(r.verdict.outcome == Outcome::fail);
+    }
+    SECTION("no per-request evidence: a timing verdict may change with more pairs") {
+        ScriptedEngine engine;
+        engine.caching = false;
+        engine.reports_cached = false;
+        const PhaseResult r = run_phase(engine, quick(4, 1), phase1(), {}, stop_when_evidence_decides());
+        CHECK(r.trials.size() == 10);
+        CHECK_FALSE(r.early_stop);
+    }
 }

@@ -5,6 +5,7 @@
 
 #include <ctime>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -26,6 +27,34 @@ namespace kvgate {
 
 // Called after each trial: progress lines, and a checkpoint so that a fault or a kill loses nothing.
 using TrialObserver = std::function<void(const PhaseResult&, const Trial&)>;
+
+// A sequential stop rule: asked after every completed measured pair with the result so far; a reason
+// ends the run there (recorded as PhaseResult::early_stop). For runs whose only question is whether
+// the gate fails (the negative controls), never for the gates: the seed's protocol runs all trials.
+using StopRule = std::function<std::optional<std::string>(const PhaseResult& partial)>;
+
+// Stops once the cache evidence alone has decided `fail`, so that no further trial can change the
+// verdict: the partial result still fails when every measured pair is given a timing that clears any
+// threshold (so timing did not decide), and the engine reports prefix caching off (so no later miss
+// can be served from cache and turn the verdict into `unverified`). With caching off, a hit-arm
+// request with no cached tokens decides this after the minimum two pairs.
+inline StopRule stop_when_evidence_decides() {
+    return [](const PhaseResult& partial) -> std::optional<std::string> {
+        if (partial.engine.prefix_caching) return std::nullopt;
+        const double threshold = partial.settings.threshold_pct, confidence = partial.settings.confidence;
+        PhaseResult now = partial;
+        decide(now, threshold, confidence);
+        if (now.verdict.outcome != Outcome::fail) return std::nullopt;
+        PhaseResult favourable = partial;
+        for (Trial& t : favourable.trials) t.ttft_ms = t.arm == Arm::hit ? 1 : 1e9;
+        decide(favourable, threshold, confidence);
+        if (favourable.verdict.outcome != Outcome::fail) return std::nullopt;
+        return "stopped after " + std::to_string(partial.measured(Arm::hit).size()) +
+               " measured pairs: the cache evidence decided 'fail' whatever the timing, and with prefix caching "
+               "off no later miss can be served from cache (" +
+               now.verdict.reason + ")";
+    };
+}
 
 inline std::string utc_timestamp() {
     const std::time_t now = std::time(nullptr);
@@ -67,9 +96,9 @@ inline std::optional<int> template_overhead(Engine& engine, const TemplateShape&
 }
 
 // Runs `phase` on `engine`. Engines report failures as values, so this returns a result whatever
-// happens: a fault stops the run and keeps the trials completed before it.
+// happens: a fault stops the run and keeps the trials completed before it; so does `stop`.
 inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescriptor& phase,
-                             const TrialObserver& observe = {}) {
+                             const TrialObserver& observe = {}, const StopRule& stop = {}) {
     const auto started = Clock::now();
     PhaseResult r;
     r.phase = phase;
@@ -184,7 +213,8 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         if (observe) {
             mark_partial(r);
             observe(r, r.trials.back());
-        }
+        }        if (stop && i % 2 == 1 && !t.warmup)
+            if ((r.early_stop = stop(r))) break;
     }
     r.counters = counter_deltas(before, engine.prefix_cache_counters());
     r.complete = !r.fault;

@@ -299,6 +299,7 @@ struct PhaseResult {
     std::optional<Fault> fault;
     double wall_time_s = 0;
     bool complete = false;  // false when a fault stopped the run early
+    std::optional<std::string> early_stop;  // why a stop rule ended the run before its last trial
 
     std::vector<const Trial*> measured(Arm arm) const {
         std::vector<const Trial*> out;

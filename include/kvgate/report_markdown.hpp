@@ -165,6 +165,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
         s << (r.fault ? "**Incomplete run:** a fault stopped it before every trial was measured.\n\n"
                       : "**Partial results:** the run had not finished when this file was last written (it was "
                         "killed, or is still running).\n\n");
+    if (r.early_stop) s << "**Stopped early:** " << md_line(*r.early_stop) << "\n\n";
 
     const std::string ttft = r.settings.ttft == "engine" ? "engine's own TTFT" : "TTFT";
     s << "| | cache hit [A,B,Q] | cache miss [B,Q] |\n"

@@ -626,6 +626,7 @@ inline const std::vector<Field<PhaseResult>>& result_fields() {
         member<Nullable<Object<Fault, fault_fields>, Fault>>("fault", &PhaseResult::fault),
         member<Number>("wall_time_s", &PhaseResult::wall_time_s),
         member<Boolean>("complete", &PhaseResult::complete),
+        omitted_at_default(member<Nullable<String, std::string>>("early_stop", &PhaseResult::early_stop)),
     };
     return f;
 }
