@@ -157,7 +157,7 @@ TEST_CASE("FleetEngine: no replicas named and none listed is misuse that names t
 }
 
 TEST_CASE("worker lists: vllm-router's {urls}, a plain list, and objects with a url", "[fleet_engine]") {
-    using detail::worker_urls_from_json;
+    using kvgate::detail::worker_urls_from_json;
     CHECK(worker_urls_from_json(R"({"urls":["http://a:1","http://b:2"]})") ==
           std::vector<std::string>{"http://a:1", "http://b:2"});
     CHECK(worker_urls_from_json(R"(["http://a:1"])") == std::vector<std::string>{"http://a:1"});
