@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -677,6 +678,24 @@ TEST_CASE("HttpEngine: a settle longer than the server's keep-alive does not rec
     CHECK(seen[3].method == "POST");
     CHECK_FALSE(seen[3].first_on_connection);  // ...not inside the timed request
     CHECK(server.accepts() == 2);
+}
+
+TEST_CASE("HttpEngine: a side request on a connection the server is closing is sent again", "[http][keepalive]") {
+    // The server answers one side request per connection and then closes it, after reading the
+    // next request: the close loses the race with that request, as a keep-alive timeout can.
+    std::atomic<int> answered{0};
+    LoopbackServer server([&](Connection& conn) {
+        if (!conn.read_request()) return;
+        conn.send(wire::json_response(200, "OK", R"({"count": 7, "max_model_len": 1024, "tokens": [1]})"));
+        ++answered;
+        conn.read_request();  // never answered
+    });
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    for (int i = 0; i < 3; ++i) {
+        INFO("side request " << i + 1);
+        CHECK(engine.count_tokens("hello") == 7);
+    }
+    CHECK(answered == 3);
 }
 
 TEST_CASE("HttpEngine: a server that drops the connection after every stream loses no request",

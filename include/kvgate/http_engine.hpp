@@ -348,10 +348,17 @@ private:
     MetricsView metrics() { return dialect_->metrics(side_request()); }
 
     // The dialect's way to the server: the side connection, with the API key; no answer is status 0.
+    // Side requests are idempotent (tokenize, metrics, version), so one that got no answer, as when
+    // the server closed the kept-alive connection while it was sent (see refresh_connection), is
+    // sent once more on a fresh connection.
     SideRequest side_request() {
         return [this](const std::string& method, const std::string& path, const std::string& body) {
-            httplib::Result res = method == "GET" ? side_->Get(path.c_str(), headers())
-                                                  : side_->Post(path.c_str(), headers(), body, "application/json");
+            const auto send = [&] {
+                return method == "GET" ? side_->Get(path.c_str(), headers())
+                                       : side_->Post(path.c_str(), headers(), body, "application/json");
+            };
+            httplib::Result res = send();
+            if (!res) res = send();
             return res ? SideReply{res->status, res->body} : SideReply{};
         };
     }
