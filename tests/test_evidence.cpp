@@ -56,3 +56,13 @@ TEST_CASE("the template's shape is the common prefix and suffix of two rendering
     CHECK(bare.suffix_tokens == 0);
     CHECK_FALSE(TemplateShape{}.known());
 }
+
+TEST_CASE("the header's cached share from the warm requests: the least after the first, none unreported",
+          "[evidence]") {
+    CHECK(least_warm_cached({0, 32, 32, 48}) == 32);
+    CHECK(least_warm_cached({0}) == -1);
+    CHECK(least_warm_cached({0, 32, -1}) == -1);
+    CHECK(miss_cached_tokens_allowed(300, 16, TemplateShape{}, 32) == 32);
+    CHECK(miss_cached_tokens_allowed(300, 16, TemplateShape{}, 0) == 15);
+    CHECK(miss_cached_tokens_allowed(20, 16, TemplateShape{}, 32) == 19);  // never the whole prompt
+}

@@ -352,7 +352,7 @@ TEST_CASE("a template that renders a varying value fails the run with the diverg
     engine.vary = true;
     const auto r = run_phase(engine, quick(3, 0), phase_descriptor("phase1"));
     CHECK(r.verdict.outcome == Outcome::fail);
-    CHECK_THAT(r.verdict.reason, Catch::Contains("reused only part of the warmed prefix") &&
+    CHECK_THAT(r.verdict.reason, Catch::Contains("reused less of the warmed prefix than expected") &&
                                      Catch::Contains("the warm prompt rendered twice differs at token 10") &&
                                      Catch::Contains("[req "));
     CHECK_THAT(r.verdict.fix, Catch::Contains("at token 10"));
@@ -414,5 +414,104 @@ TEST_CASE("protocol: the evidence stop rule never stops a run it has not decided
         const PhaseResult r = run_phase(engine, quick(4, 1), phase1(), {}, stop_when_evidence_decides());
         CHECK(r.trials.size() == 10);
         CHECK_FALSE(r.early_stop);
+    }
+}
+
+namespace {
+
+// vLLM's path with a real chat template (ChatML, as Qwen2.5's): a system header before the content and
+// the end of turn + generation prompt after it ("<|im_end|>\n<|im_start|>assistant\n", 5 ids), block
+// size 16. The cache stores every served prompt's whole blocks and serves the longest stored prefix,
+// floored to whole blocks, at most n - 1 (vLLM's rule). With `time_at`, the template renders the time
+// of day at that token of every prompt, a fresh value per rendering.
+class ChatTemplateEngine : public ScriptedEngine {
+public:
+    static constexpr int block = 16;
+    std::optional<int> time_at;
+    int renderings = 0;
+
+    EngineInfo describe() override {
+        EngineInfo info;
+        info.name = "chatml";
+        info.block_size = block;
+        info.prefix_caching = true;
+        return info;
+    }
+    std::optional<TokenIds> token_ids(const std::string& prompt) override {
+        TokenIds ids = {1};  // BOS
+        for (int i = 0; i < 24; ++i) ids.push_back(200 + i);  // <|im_start|>system ... <|im_end|> <|im_start|>user
+        for (std::size_t i = 0; i + 4 <= prompt.size(); i += 4)
+            ids.push_back(1000 + static_cast<int>(std::hash<std::string>{}(prompt.substr(i, 4)) % 50000));
+        for (int id : {90, 91, 92, 93, 91}) ids.push_back(id);  // <|im_end|> \n <|im_start|> assistant \n
+        if (time_at) ids.insert(ids.begin() + *time_at, 70000 + renderings++);
+        return ids;
+    }
+    std::optional<int> count_tokens(const std::string& prompt) override {
+        return static_cast<int>(token_ids(prompt)->size());
+    }
+    std::optional<std::string> detokenize(const std::vector<int>& ids) override {
+        std::string s;
+        for (int id : ids) s += id >= 70000 ? "18:0" + std::to_string(id % 10) + ":25 " : id == 90 ? "<|im_end|>" : ".";
+        return s;
+    }
+    Completion complete(const std::string& prompt, int max_tokens) override {
+        const TokenIds ids = *token_ids(prompt);
+        const int n = static_cast<int>(ids.size());
+        Completion c;
+        const int cached = reusable_tokens(longest_shared_prefix(ids, stored_), n, block);
+        stored_.push_back(ids);
+        const double ttft = 5 + 0.5 * (n - cached) + 0.01 * static_cast<double>(stored_.size() % 7);
+        c.record.stamps.first_token_ms = ttft;
+        c.record.stamps.done_ms = ttft + max_tokens;
+        c.record.usage = {n, max_tokens, cached};
+        return c;
+    }
+
+private:
+    std::vector<TokenIds> stored_;
+};
+
+}  // namespace
+
+TEST_CASE("protocol: a healthy cache with a chat template's generation prompt passes, whole blocks straddled",
+          "[protocol][template]") {
+    ChatTemplateEngine engine;
+    const PhaseResult r = run_phase(engine, quick(8, 1), phase1());
+    REQUIRE_FALSE(r.fault);
+    CHECK(r.engine.template_shape.suffix_tokens == 5);
+    // The case the rule must get right: the warm prompt's generation prompt crosses a block boundary
+    // its content does not reach, so the measured prompt cannot reuse that block.
+    int straddled = 0;
+    for (const Trial& t : r.trials)
+        if (t.arm == Arm::hit) {
+            const int content_end = t.warm.usage.prompt_tokens - 5;
+            straddled += content_end / 16 != t.warm.usage.prompt_tokens / 16;
+            CHECK(t.reuse.expected == content_end / 16 * 16);
+            CHECK(t.reuse.reported_class == "full");
+        }
+    REQUIRE(straddled > 0);
+    CHECK(r.verdict.outcome == Outcome::pass);
+}
+
+TEST_CASE("protocol: a time of day in the chat template fails with the divergence named, mid-prompt or first",
+          "[protocol][template]") {
+    SECTION("in the system header: the hit reuses the blocks before it") {
+        ChatTemplateEngine engine;
+        engine.time_at = 20;
+        const PhaseResult r = run_phase(engine, quick(3, 0), phase1());
+        CHECK(r.verdict.outcome == Outcome::fail);
+        CHECK_THAT(r.verdict.reason, Catch::Contains("reused 16 of the") &&
+                                         Catch::Contains("the warm prompt rendered twice differs at token 20") &&
+                                         Catch::Contains("18:0"));
+        CHECK_THAT(r.verdict.fix, Catch::Contains("at token 20"));
+    }
+    SECTION("at the start: every hit reuses nothing, and the template, not the cache, is named") {
+        ChatTemplateEngine engine;
+        engine.time_at = 1;
+        const PhaseResult r = run_phase(engine, quick(3, 0), phase1());
+        CHECK(r.verdict.outcome == Outcome::fail);
+        CHECK_THAT(r.verdict.reason, Catch::Contains("reused 0 of the") &&
+                                         Catch::Contains("the warm prompt rendered twice differs at token 1"));
+        CHECK_THAT(r.verdict.reason, !Catch::Contains("did not serve the warmed prefix"));
     }
 }

@@ -82,7 +82,7 @@ TEST_CASE("a hit expects the warm prompt's whole blocks, the template is what th
     const TokenIds earlier_miss = join({header, fresh(250, 5000), fresh(30, 6000)});  // [T, B', Q']
 
     SECTION("block 16") {
-        const auto e = expect_hit(warm, measured, {earlier_miss}, 16);
+        const auto e = expect_hit(warm, measured, {earlier_miss}, 16, 0);
         CHECK(e.expected == 768);
         CHECK(e.shared == 768);
         CHECK(e.template_shared == 16);  // the 20-token header fills one block
@@ -97,13 +97,13 @@ TEST_CASE("a hit expects the warm prompt's whole blocks, the template is what th
         CHECK(shortfall_cause(768, e) == Shortfall::none);
     }
     SECTION("block 128: the header is shorter than a block, so only the warm prompt counts") {
-        const auto e = expect_hit(warm, measured, {earlier_miss}, 128);
+        const auto e = expect_hit(warm, measured, {earlier_miss}, 128, 0);
         CHECK(e.expected == 768);
         CHECK(e.template_shared == 0);
         CHECK(classify_reuse(640, e) == ReuseClass::partial);
     }
     SECTION("token granularity") {
-        const auto e = expect_hit(warm, measured, {earlier_miss}, 0);
+        const auto e = expect_hit(warm, measured, {earlier_miss}, 0, 0);
         CHECK(e.expected == 770);
         CHECK(e.template_shared == 20);
         CHECK(classify_reuse(770, e) == ReuseClass::full);
@@ -118,7 +118,7 @@ TEST_CASE("a varying value in the template: the renderings diverge and the short
     const TokenIds a = fresh(500, 1000), b = fresh(250, 2000), q = fresh(30, 3000);
     const TokenIds warm = join({header, {7001, 7002}, a, b});
     const TokenIds measured = join({header, {7001, 7003}, a, b, q});
-    const auto e = expect_hit(warm, measured, {}, 16);
+    const auto e = expect_hit(warm, measured, {}, 16, 0);
     CHECK(e.expected == 784);  // 793 warm tokens, 49 blocks
     CHECK(e.shared == 32);     // 42 tokens agree: two blocks
     CHECK(e.may == 32);
@@ -166,20 +166,20 @@ TEST_CASE("BOS: a shared first token is template at token granularity, nothing a
     // A client that renders the warm prompt without BOS and the measured one with it shares nothing.
     const TokenIds warm_no_bos = fresh(300, 1000);
     const TokenIds measured = join({{bos}, warm_no_bos, fresh(20, 3000)});
-    const auto e = expect_hit(warm_no_bos, measured, {}, 0);
+    const auto e = expect_hit(warm_no_bos, measured, {}, 0, 0);
     CHECK(e.expected == 300);
     CHECK(e.shared == 0);
     CHECK(shortfall_cause(0, e) == Shortfall::rendering);
     // A second BOS where the query was tokenized on its own keeps the warm prompt a prefix.
     const TokenIds twice = join({warm, {bos}, fresh(20, 3000)});
-    CHECK(expect_hit(warm, twice, {}, 1).shared == 301);
+    CHECK(expect_hit(warm, twice, {}, 1, 0).shared == 301);
 }
 
 TEST_CASE("a full repeat as the hit: the last token is recomputed", "[reuse]") {
     const TokenIds p = fresh(256, 1000);
-    CHECK(expect_hit(p, p, {}, 16).expected == 240);
-    CHECK(expect_hit(p, p, {}, 128).expected == 128);
-    CHECK(expect_hit(p, p, {}, 0).expected == 255);
+    CHECK(expect_hit(p, p, {}, 16, 0).expected == 240);
+    CHECK(expect_hit(p, p, {}, 128, 0).expected == 128);
+    CHECK(expect_hit(p, p, {}, 0, 0).expected == 255);
 }
 
 TEST_CASE("block rounding: how much of the warm prompt the block size hides, in numbers", "[reuse]") {

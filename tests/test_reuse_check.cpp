@@ -80,7 +80,7 @@ TEST_CASE("the schedule's arms are ABBA pairs", "[reuse_check]") {
 TEST_CASE("a healthy run expects the warm prompt's whole blocks on hits and nothing on misses", "[reuse_check]") {
     std::vector<std::optional<RenderedTrial>> rendered;
     for (int i = 0; i < 4; ++i) rendered.push_back(healthy_trial(i));
-    const ReusePlan plan = plan_reuse(rendered, 16, decode);
+    const ReusePlan plan = plan_reuse(rendered, 16, TemplateShape{1, 0}, decode);
     REQUIRE(plan.trials.size() == 4);
     CHECK(plan.trials[0].checked);
     CHECK(plan.trials[0].expected == 144);  // warm 151 tokens: 9 whole blocks of 16
@@ -89,7 +89,7 @@ TEST_CASE("a healthy run expects the warm prompt's whole blocks on hits and noth
     CHECK(plan.trials[1].expected == 0);
     CHECK(plan.trials[1].allowed == 0);  // the miss shares only BOS with its warm prompt: under a block
     CHECK(plan.block_rounding.empty());  // 7 of 151 tokens hidden: not worth a line
-    const ReusePlan coarse = plan_reuse(rendered, 64, decode);
+    const ReusePlan coarse = plan_reuse(rendered, 64, TemplateShape{1, 0}, decode);
     CHECK(coarse.trials[0].expected == 128);
     CHECK_THAT(coarse.block_rounding, Catch::Contains("block size 64 keeps 23 of the warm prompt's 151 tokens"));
 
@@ -103,7 +103,7 @@ TEST_CASE("a varying value in the rendered warm prompt is named and partial reus
           "[reuse_check]") {
     std::vector<std::optional<RenderedTrial>> rendered;
     for (int i = 0; i < 6; ++i) rendered.push_back(healthy_trial(i, {77, 78}));
-    const ReusePlan plan = plan_reuse(rendered, 16, decode);
+    const ReusePlan plan = plan_reuse(rendered, 16, TemplateShape{1, 0}, decode);
     CHECK(plan.trials[0].expected == 144);
     CHECK(plan.trials[0].shared == 32);  // the renderings agree on 41 tokens: two whole blocks
     CHECK(plan.trials[0].divergence_at == 41);
@@ -114,7 +114,7 @@ TEST_CASE("a varying value in the rendered warm prompt is named and partial reus
     CHECK(r.trials[0].reuse.reported_class == "partial");
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::fail);
-    CHECK_THAT(r.verdict.reason, Catch::Contains("3 of 3 hit-arm requests reused only part") &&
+    CHECK_THAT(r.verdict.reason, Catch::Contains("3 of 3 hit-arm requests reused less") &&
                                      Catch::Contains("reused 32 of the 144 tokens expected") &&
                                      Catch::Contains("differs at token 41"));
     CHECK_THAT(r.verdict.fix, Catch::Contains("at token 41") && Catch::Contains("after the shared prefix"));
@@ -123,7 +123,7 @@ TEST_CASE("a varying value in the rendered warm prompt is named and partial reus
 TEST_CASE("renderings that agree put a shortfall on the server with the Prometheus counters", "[reuse_check]") {
     std::vector<std::optional<RenderedTrial>> rendered;
     for (int i = 0; i < 6; ++i) rendered.push_back(healthy_trial(i));
-    const ReusePlan plan = plan_reuse(rendered, 16, decode);
+    const ReusePlan plan = plan_reuse(rendered, 16, TemplateShape{1, 0}, decode);
     auto r = run_with(plan, {144, 0, 0, 64, 144, 0}, 16);
     r.counters = {true, 1000, 352};
     decide(r, 10, 0.95);
@@ -136,9 +136,9 @@ TEST_CASE("renderings that agree put a shortfall on the server with the Promethe
 
 TEST_CASE("without ids or without a block size nothing is checked", "[reuse_check]") {
     std::vector<std::optional<RenderedTrial>> rendered = {healthy_trial(0), std::nullopt};
-    const ReusePlan unknown_block = plan_reuse(rendered, 0, decode);
+    const ReusePlan unknown_block = plan_reuse(rendered, 0, TemplateShape{1, 0}, decode);
     CHECK_FALSE(unknown_block.trials[0].checked);
-    const ReusePlan plan = plan_reuse(rendered, 16, decode);
+    const ReusePlan plan = plan_reuse(rendered, 16, TemplateShape{1, 0}, decode);
     CHECK(plan.trials[0].checked);
     CHECK_FALSE(plan.trials[1].checked);
     Trial t;

@@ -329,3 +329,44 @@ TEST_CASE("hits and misses spending the same outside the engine draw no hidden-s
     CHECK(r.verdict.outcome != Outcome::pass);
     CHECK_THAT(r.verdict.reason, !Catch::Contains("shows the saving"));
 }
+
+TEST_CASE("without the template's shape a cached system header is measured by the warm requests",
+          "[verdict][template]") {
+    // A 40-token system header, block 16, and a server without /tokenize: every prompt after the first
+    // finds the header's two whole blocks cached, the misses too.
+    auto r = templated_run(784, 32);
+    r.engine.template_shape = TemplateShape{};
+    for (std::size_t i = 0; i < r.trials.size(); ++i) r.trials[i].warm.usage.cached_tokens = i == 0 ? 0 : 32;
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.evidence, Catch::Contains("as the warm requests of fresh content found it: 32 tokens"));
+
+    auto served = templated_run(784, 48);  // a miss beyond what fresh warm prompts find: contamination
+    served.engine.template_shape = TemplateShape{};
+    for (std::size_t i = 0; i < served.trials.size(); ++i) served.trials[i].warm.usage.cached_tokens = i == 0 ? 0 : 32;
+    decide(served, 10, 0.95);
+    CHECK(served.verdict.outcome == Outcome::unverified);
+    CHECK_THAT(served.verdict.reason, Catch::Contains("the template explains 32"));
+
+    auto header_only = templated_run(32, 32);  // hits that reuse only the header still fail
+    header_only.engine.template_shape = TemplateShape{};
+    for (std::size_t i = 0; i < header_only.trials.size(); ++i)
+        header_only.trials[i].warm.usage.cached_tokens = i == 0 ? 0 : 32;
+    decide(header_only, 10, 0.95);
+    CHECK(header_only.verdict.outcome == Outcome::fail);
+}
+
+TEST_CASE("counters that fell (a server restart) are no evidence that the cache served nothing", "[verdict]") {
+    const CounterDeltas d = counter_deltas({true, 5000, 3000}, {true, 1200, 0});
+    CHECK_FALSE(d.available);
+    CHECK_THAT(d.unavailable_because, Catch::Contains("fell during the run") && Catch::Contains("restarted"));
+    CHECK(counter_deltas({true, 5000, 3000}, {true, 9000, 3000}).available);
+
+    auto r = run_of({100, 105, 98, 102}, {300, 310, 290, 305}, -1, -1);  // counters are the only evidence
+    r.counters = d;
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.evidence, Catch::Contains("timing only") && Catch::Contains("restarted"));
+}

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <sstream>
@@ -66,12 +67,23 @@ inline std::vector<PrometheusSample> parse_prometheus(const std::string& text) {
     return out;
 }
 
+// Counters are cumulative since the server started: ones that fell mean it restarted during the run,
+// and their difference describes no run at all (it is no evidence that the cache served nothing).
 inline CounterDeltas counter_deltas(const CounterSnapshot& before, const CounterSnapshot& after) {
     CounterDeltas d;
     d.available = before.available && after.available;
     if (d.available) {
         d.queries = after.queries - before.queries;
         d.hits = after.hits - before.hits;
+    }
+    if (d.available && (d.queries < 0 || d.hits < 0)) {
+        char buf[256];
+        std::snprintf(buf, sizeof buf,
+                      "the Prometheus prefix-cache counters fell during the run (queries %.0f to %.0f, hits %.0f to "
+                      "%.0f): the server restarted, so they cover no single run",
+                      before.queries, after.queries, before.hits, after.hits);
+        d = CounterDeltas{};
+        d.unavailable_because = buf;
     }
     if (before.parts.size() == after.parts.size())
         for (std::size_t i = 0; i < before.parts.size(); ++i)
@@ -87,11 +99,7 @@ inline const char* template_probe_b() { return " Window candle thunder?"; }
 inline TemplateShape template_shape(const TokenIds& a, const TokenIds& b) {
     TemplateShape t;
     t.prefix_tokens = common_prefix_length(a, b);
-    const int n = static_cast<int>(std::min(a.size(), b.size())) - t.prefix_tokens;
-    int suffix = 0;
-    while (suffix < n && a[a.size() - 1 - static_cast<std::size_t>(suffix)] == b[b.size() - 1 - static_cast<std::size_t>(suffix)])
-        ++suffix;
-    t.suffix_tokens = suffix;
+    t.suffix_tokens = common_suffix_length(a, b, static_cast<int>(std::min(a.size(), b.size())) - t.prefix_tokens);
     return t;
 }
 
@@ -107,11 +115,28 @@ inline int expected_hit_cached_tokens(int warm_prompt_tokens, int measured_promp
 
 // The most a miss [B,Q] may find cached without having been served from another trial's content:
 // the whole blocks of the template's shared prefix (a block of a long system header is cached by
-// every earlier request). Where the template is unknown: less than one block (block size unknown:
-// nothing), the rule that holds for templates shorter than a block.
-inline int miss_cached_tokens_allowed(int measured_prompt_tokens, int block_size, const TemplateShape& shape) {
-    if (shape.prefix_tokens < 0) return std::max(block_size, 1) - 1;
-    return reusable_tokens(shape.prefix_tokens, std::max(measured_prompt_tokens, 0), block_size);
+// every earlier request). Where the template is unknown (no /tokenize), the warm requests measure
+// it: each warms fresh content behind the same header, so what the least-served of them found
+// cached (`warm_cached_least`, -1 when none reported) is what the header explains; without that,
+// less than one block (block size unknown: nothing), the rule for templates shorter than a block.
+inline int miss_cached_tokens_allowed(int measured_prompt_tokens, int block_size, const TemplateShape& shape,
+                                      int warm_cached_least = -1) {
+    const int n = std::max(measured_prompt_tokens, 0);
+    if (shape.prefix_tokens >= 0) return reusable_tokens(shape.prefix_tokens, n, block_size);
+    const int unknown_rule = std::max(block_size, 1) - 1;
+    return std::max(unknown_rule, std::min(warm_cached_least, std::max(n - 1, 0)));
+}
+
+// What the least-served warm request after the run's first found cached (the first may precede any
+// request with the header), or -1 when fewer than two warm requests reported a count.
+inline int least_warm_cached(const std::vector<int>& warm_cached_in_run_order) {
+    int least = -1;
+    for (std::size_t i = 1; i < warm_cached_in_run_order.size(); ++i) {
+        const int c = warm_cached_in_run_order[i];
+        if (c < 0) return -1;  // a warm request without a count: the header's share is not measured
+        least = least < 0 ? c : std::min(least, c);
+    }
+    return least;
 }
 
 // The hit's full rule (whole blocks of the warm prompt) needs the engine's block size (vLLM

@@ -154,7 +154,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         for (int id : ids) list += (list.empty() ? "#" : " #") + std::to_string(id);
         return list;
     };
-    ReusePlan plan = plan_reuse(rendered, r.engine.block_size, detokenize);
+    ReusePlan plan = plan_reuse(rendered, r.engine.block_size, r.engine.template_shape, detokenize);
     r.block_rounding = plan.block_rounding;
 
     const CounterSnapshot before = engine.prefix_cache_counters();

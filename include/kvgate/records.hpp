@@ -99,6 +99,7 @@ struct CounterDeltas {
     bool available = false;
     double queries = 0;  // prompt tokens looked up
     double hits = 0;     // prompt tokens found cached
+    std::string unavailable_because{};  // why not available where the server had counters (they fell: a restart)
     std::vector<CounterDeltas> per_replica{};  // a fleet: each replica's deltas (the fields above sum them)
 };
 

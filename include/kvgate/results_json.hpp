@@ -501,6 +501,7 @@ inline const std::vector<Field<CounterDeltas>>& prometheus_fields() {
         member<Boolean>("available", &CounterDeltas::available),
         member<Number>("queries_delta", &CounterDeltas::queries),
         member<Number>("hits_delta", &CounterDeltas::hits),
+        omitted_at_default(member<String>("unavailable_because", &CounterDeltas::unavailable_because)),
         optional_field<List<ReplicaDeltas, CounterDeltas>, CounterDeltas>(
             "per_replica", [](CounterDeltas& c) -> std::vector<CounterDeltas>& { return c.per_replica; }),
     };

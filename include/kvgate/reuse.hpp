@@ -9,12 +9,14 @@
 //   KVCacheManager.get_computed_blocks: `max_cache_hit_length = request.num_tokens - 1`, and the
 //   hit is found in full blocks only (find_longest_cache_hit), so a full repeat of an n-token prompt
 //   hits floor((n - 1) / block) * block (read at vllm-project/vllm 003df29). llama.cpp reports
-//   cached = n - 1 on an exact repeat (measured here, /work/shared/notes/llamacpp.md).
-// - A hit must reuse the whole blocks of its warm prompt, which the protocol makes a token prefix of
-//   its measured prompt; where the rendered ids are not (a template that inserts a time), the server
-//   can reuse only the blocks before the first differing token. Anything a request shares with
-//   prompts sent earlier (the chat template's header, a system prompt, a BOS token) it may reuse,
-//   floored the same way; beyond that is contamination.
+//   cached = n - 1 on an exact repeat (measured here with the fixture's llama-server, cmake/llamacpp/).
+// - A hit must reuse the whole blocks of its warm prompt's content: the warm prompt less what the
+//   template puts after the last message (a chat template's end-of-turn and generation prompt,
+//   "<|im_end|>\n<|im_start|>assistant\n"), which the measured prompt replaces with Q. The protocol
+//   makes that content a token prefix of the measured prompt; where the rendered ids are not (a
+//   template that inserts a time), the server can reuse only the blocks before the first differing
+//   token. Anything a request shares with prompts sent earlier (the chat template's header, a system
+//   prompt, a BOS token) it may reuse, floored the same way; beyond that is contamination.
 #pragma once
 
 #include <algorithm>
@@ -44,6 +46,12 @@ inline int common_prefix_length(const TokenIds& a, const TokenIds& b) {
     return static_cast<int>(pair.first - a.begin());
 }
 
+// The tokens `a` and `b` end with alike, at most `limit`.
+inline int common_suffix_length(const TokenIds& a, const TokenIds& b, int limit) {
+    const auto pair = std::mismatch(a.rbegin(), a.rend(), b.rbegin(), b.rend());
+    return std::min(static_cast<int>(pair.first - a.rbegin()), std::max(limit, 0));
+}
+
 // What a prompt of `prompt_tokens` can reuse when its first `shared` tokens are cached: capped at
 // prompt_tokens - 1 (the last token is always computed), floored to whole blocks.
 inline int reusable_tokens(int shared, int prompt_tokens, int block_size) {
@@ -64,8 +72,8 @@ inline int longest_shared_prefix(const TokenIds& prompt, const std::vector<Token
 
 // Reuse bounds for one measured request, in tokens.
 struct ReuseExpectation {
-    int expected = 0;         // a hit: the whole blocks of its warm prompt, as the protocol means the
-                              // measured prompt to extend it (0 for a miss)
+    int expected = 0;         // a hit: the whole blocks of its warm prompt's content, which the protocol
+                              // means the measured prompt to extend (0 for a miss)
     int shared = 0;           // the whole blocks of the warm prompt that do prefix the measured prompt as
                               // rendered; below `expected` when the renderings diverge (a varying value)
     int may = 0;              // the most any earlier prompt allows; more is contamination
@@ -74,14 +82,18 @@ struct ReuseExpectation {
     int block_size = 0;
 };
 
-// A hit: `measured` after its `warm` prompt; `others` = every other prompt the server saw before
-// (earlier trials, the miss arm; include generated tokens where the engine caches them).
+// A hit: `measured` after its `warm` prompt, whose last `warm_suffix_tokens` are the template's after
+// the content (0 without a template); `others` = every other prompt the server saw before (earlier
+// trials, the miss arm; include generated tokens where the engine caches them).
 inline ReuseExpectation expect_hit(const TokenIds& warm, const TokenIds& measured, const std::vector<TokenIds>& others,
-                                   int block_size) {
+                                   int block_size, int warm_suffix_tokens) {
+    if (warm_suffix_tokens < 0 || warm_suffix_tokens > static_cast<int>(warm.size()))
+        throw std::invalid_argument("expect_hit: the template suffix (" + std::to_string(warm_suffix_tokens) +
+                                    " tokens) must lie within the warm prompt (" + std::to_string(warm.size()) + ")");
     ReuseExpectation e;
     e.prompt_tokens = static_cast<int>(measured.size());
     e.block_size = block_size;
-    e.expected = reusable_tokens(static_cast<int>(warm.size()), e.prompt_tokens, block_size);
+    e.expected = reusable_tokens(static_cast<int>(warm.size()) - warm_suffix_tokens, e.prompt_tokens, block_size);
     e.shared = reusable_tokens(common_prefix_length(warm, measured), e.prompt_tokens, block_size);
     e.template_shared = reusable_tokens(longest_shared_prefix(measured, others), e.prompt_tokens, block_size);
     e.may = std::max(e.shared, e.template_shared);

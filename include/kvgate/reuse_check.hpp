@@ -32,12 +32,21 @@ struct ReusePlan {
                                      // (10 % of the warm prompt or more), else ""
 };
 
+// The tokens the template puts after a prompt's content (its end of turn, the generation prompt): the
+// shape's suffix where the probes measured one, else what this trial's warm and measured prompts end
+// with alike (their contents end in '.' and '?', so no content token is counted).
+inline int warm_suffix_tokens(const RenderedTrial& ids, const TemplateShape& shape) {
+    const int most = static_cast<int>(std::min(ids.warm.size(), ids.measured.size()));
+    if (shape.suffix_tokens >= 0) return std::min(shape.suffix_tokens, most);
+    return common_suffix_length(ids.warm, ids.measured, most);
+}
+
 // Expected reuse for every trial of a run. `rendered[i]` nullopt: the engine could not tokenize that
 // trial. `block_size` as the engine reports it; 0 (unknown) leaves every trial unchecked, because
 // token granularity would expect more than a block-based cache can reuse (an engine that reuses
-// single tokens reports 1).
+// single tokens reports 1). `shape`: the template's, as the protocol measured it (unknown: -1).
 inline ReusePlan plan_reuse(const std::vector<std::optional<RenderedTrial>>& rendered, int block_size,
-                            const Detokenize& detokenize) {
+                            const TemplateShape& shape, const Detokenize& detokenize) {
     ReusePlan plan;
     plan.trials.resize(rendered.size());
     std::vector<TokenIds> earlier;  // every prompt the server saw before the current measured one
@@ -48,7 +57,8 @@ inline ReusePlan plan_reuse(const std::vector<std::optional<RenderedTrial>>& ren
         TrialReuse& tr = plan.trials[i];
         const bool hit = scheduled_arm(static_cast<int>(i)) == Arm::hit;
         if (block_size > 0) {
-            const ReuseExpectation e = hit ? expect_hit(ids->warm, ids->measured, earlier, block_size)
+            const ReuseExpectation e = hit ? expect_hit(ids->warm, ids->measured, earlier, block_size,
+                                                        warm_suffix_tokens(*ids, shape))
                                            : [&] {
                                                  auto with_warm = earlier;
                                                  with_warm.push_back(ids->warm);
@@ -107,8 +117,10 @@ struct ReuseShortfall {
     std::string reason, fix;
 };
 
-// nullopt when every checked hit reused what it should (or none was checked). Hits that reused
-// nothing are the verdict's own "no cached tokens" fail; this covers the partial ones.
+// nullopt when every checked hit reused what it should (or none was checked). Covers the hits that
+// reused part, and those that reused nothing where the renderings diverge (a time of day at the
+// template's start): the divergence is their cause. A hit that reused nothing from renderings that
+// agree is the verdict's own "no cached tokens" fail.
 inline std::optional<ReuseShortfall> reuse_shortfall(const PhaseResult& r) {
     ReuseShortfall s;
     const Trial* first = nullptr;
@@ -117,7 +129,8 @@ inline std::optional<ReuseShortfall> reuse_shortfall(const PhaseResult& r) {
         if (!t->reuse.checked || t->measured.usage.cached_tokens < 0) continue;
         ++s.checked;
         const auto& c = t->reuse.reported_class;
-        if (c != "partial" && c != "template-only") continue;
+        const bool diverged = t->reuse.divergence_at >= 0 || t->reuse.shared < t->reuse.expected;
+        if (c != "partial" && c != "template-only" && !(c == "none" && diverged)) continue;
         ++s.count;
         if (!first) first = t;
         const auto cause =
@@ -130,7 +143,7 @@ inline std::optional<ReuseShortfall> reuse_shortfall(const PhaseResult& r) {
     if (s.count == 0) return std::nullopt;
     const TrialReuse& f = first->reuse;
     s.reason = std::to_string(s.count) + " of " + std::to_string(s.checked) +
-               " hit-arm requests reused only part of the warmed prefix: trial " + std::to_string(first->number()) +
+               " hit-arm requests reused less of the warmed prefix than expected: trial " + std::to_string(first->number()) +
                " reused " + std::to_string(first->measured.usage.cached_tokens) + " of the " +
                std::to_string(f.expected) + " tokens expected (whole blocks of " + std::to_string(r.engine.block_size) +
                " of its warm prompt; " + f.reported_class + ")";

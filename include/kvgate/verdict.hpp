@@ -179,6 +179,9 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     const bool full_hit_rule = hit_rule_known(block, shape);
     const int around = std::max(shape.prefix_tokens, 0) + std::max(shape.suffix_tokens, 0);
     auto rendered = [&](int reported, int content) { return reported >= 0 ? reported : content + around; };
+    std::vector<int> warm_cached;  // every trial's, warm-ups too, in run order
+    for (const Trial& t : r.trials) warm_cached.push_back(t.warm.usage.cached_tokens);
+    const int warm_least = shape.known() ? -1 : least_warm_cached(warm_cached);
     int hit_reported = 0, hit_short = 0, miss_reported = 0, miss_cached = 0;
     int hit_need = 0, hit_fewest = std::numeric_limits<int>::max(), miss_allowed = 0, miss_most = 0;
     for (const Trial* t : hits)
@@ -190,7 +193,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                     ? std::max(1, expected_hit_cached_tokens(rendered(t->warm.usage.prompt_tokens,
                                                                       t->warm_prompt_tokens_expected),
                                                              measured, block, shape))
-                    : miss_cached_tokens_allowed(measured, block, shape) + 1;  // more than a miss may show
+                    : miss_cached_tokens_allowed(measured, block, shape, warm_least) + 1;  // more than a miss may
             if (t->measured.usage.cached_tokens < need) {
                 ++hit_short;
                 hit_need = std::max(hit_need, need);
@@ -205,7 +208,8 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         if (t->measured.usage.cached_tokens >= 0) {
             ++miss_reported;
             const int allowed =
-                miss_cached_tokens_allowed(rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected), block, shape);
+                miss_cached_tokens_allowed(rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected), block,
+                                           shape, warm_least);
             if (t->measured.usage.cached_tokens <= allowed) continue;
             if (shift > 0) {
                 shifted_cached.push_back(t->measured.usage.cached_tokens);
@@ -222,7 +226,9 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     v.evidence = per_request && counters ? "cached tokens per request and Prometheus counters"
                  : per_request            ? "cached tokens per request"
                  : counters               ? "Prometheus counters only"
-                                          : "timing only: the server reported no cache evidence";
+                 : r.counters.unavailable_because.empty() ? "timing only: the server reported no cache evidence"
+                                                          : "timing only: " + r.counters.unavailable_because;
+    if (per_request && !r.counters.unavailable_because.empty()) v.evidence += "; " + r.counters.unavailable_because;
     if (per_request) {
         const std::string tmpl = shape.known() ? "template prefix " + std::to_string(shape.prefix_tokens) +
                                                      " and suffix " + std::to_string(shape.suffix_tokens) + " tokens"
@@ -232,6 +238,9 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                                       "template's (" + blk + ", " + tmpl + ")"
                                     : "; a hit must reuse more than a miss may (" + blk + ", " + tmpl +
                                           ": the whole-block rule needs both)";
+        if (warm_least >= 0)
+            v.evidence += "; the template's cached share as the warm requests of fresh content found it: " +
+                          std::to_string(warm_least) + " tokens";
     }
     // What the shifted reuse did to the saving, said with every outcome the timing gives.
     std::string shifted_note;
