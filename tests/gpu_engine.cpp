@@ -29,9 +29,8 @@ std::pair<CounterDeltas, RequestRecord> repeat_prompt(const Settings& settings) 
 
 TEST_CASE("engine: prefix cache counters grow on a repeated prompt", "[gpu][engine]") {
     const auto settings = testing::http_settings("apc");
-    if (!settings) return;
-    const auto [deltas, second] = repeat_prompt(*settings);
-    const int block = make_engine(*settings)->describe().block_size;
+    const auto [deltas, second] = repeat_prompt(settings);
+    const int block = make_engine(settings)->describe().block_size;
     INFO("block size " << block << ", hits delta " << deltas.hits << ", queries delta " << deltas.queries
                        << ", cached tokens of the repeat " << second.usage.cached_tokens);
     CHECK(deltas.hits >= std::max(block, 1));
@@ -40,15 +39,13 @@ TEST_CASE("engine: prefix cache counters grow on a repeated prompt", "[gpu][engi
 
 TEST_CASE("engine: no prefix cache means no hits", "[gpu][engine]") {
     const auto settings = testing::http_settings("nocache");
-    if (!settings) return;
-    const auto [deltas, second] = repeat_prompt(*settings);
+    const auto [deltas, second] = repeat_prompt(settings);
     INFO("hits delta " << deltas.hits << ", cached tokens of the repeat " << second.usage.cached_tokens);
     CHECK(deltas.hits == 0);
-    // A server that reports no cached tokens at all cannot show that none were cached.
-    if (second.usage.cached_tokens < 0) {
+    // A server that reports no cached tokens at all cannot show that none were cached (a skip, unless
+    // the check above failed: a skip ends the process, and must not hide that).
+    if (second.usage.cached_tokens < 0 && deltas.hits == 0)
         testing::skip_or_fail("the server reports no cached tokens (usage.prompt_tokens_details): start it with "
                               "--enable-prompt-tokens-details");
-        return;
-    }
     CHECK(second.usage.cached_tokens == 0);
 }

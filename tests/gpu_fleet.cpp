@@ -8,19 +8,17 @@ using namespace kvgate;
 namespace {
 
 // Settings for the fleet a fixture started (router URL, replicas, policy), results and reports in
-// KVGATE_OUT/fleet/<policy>; nullopt (after skip_or_fail) if it started none.
-std::optional<Settings> fleet_settings(const std::string& policy) {
+// KVGATE_OUT/fleet/<policy> (skip_or_fail if it started none).
+Settings fleet_settings(const std::string& policy) {
     const std::string fixture = "fleet_" + policy;
     const auto env = testing::read_engine_env(fixture);
     Settings s = testing::with_fixture_engine(settings_from_env(), env);
     s.engine = EngineKind::vllm_fleet;
     if (auto it = env.find("KVGATE_FLEET_REPLICA_URLS"); it != env.end()) s.fleet_replica_urls = it->second;
     if (auto it = env.find("KVGATE_FLEET_POLICY"); it != env.end() && !it->second.empty()) s.fleet_policy = it->second;
-    if (s.url.empty()) {
+    if (s.url.empty())
         testing::skip_or_fail("no fleet: fixture '" + fixture + "' started none (see engine.fleet." + policy +
                               ".start's output) and KVGATE_URL is not set");
-        return std::nullopt;
-    }
     s.out = (std::filesystem::path(s.out) / "fleet" / policy).string();
     return s;
 }
@@ -41,8 +39,7 @@ PhaseResult measure_fleet(const Settings& s) {
 
 TEST_CASE("fleet: a cache-aware router keeps each query on its warm-up's replica", "[fleet]") {
     const auto settings = fleet_settings("cache_aware");
-    if (!settings) return;
-    const auto result = measure_fleet(*settings);
+    const auto result = measure_fleet(settings);
     INFO(result.verdict.reason << "\n" << result.verdict.fix);
     REQUIRE(result.engine.replica_urls.size() >= 2);
     const auto placement = fleet_placement(result);
@@ -53,8 +50,7 @@ TEST_CASE("fleet: a cache-aware router keeps each query on its warm-up's replica
 
 TEST_CASE("fleet: round_robin sends queries away from their warm-up and the gate names it", "[fleet][negative]") {
     const auto settings = fleet_settings("round_robin");
-    if (!settings) return;
-    const auto result = measure_fleet(*settings);
+    const auto result = measure_fleet(settings);
     INFO(result.verdict.reason);
     REQUIRE(result.engine.replica_urls.size() >= 2);
     REQUIRE(result.verdict.outcome == Outcome::fail);

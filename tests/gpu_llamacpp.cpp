@@ -7,8 +7,7 @@ using namespace kvgate;
 TEST_CASE("llama.cpp: a repeated prompt is served from the slot's cache as the server counts it",
           "[gpu][llamacpp][engine]") {
     const auto settings = testing::http_settings("llamacpp", EngineKind::llamacpp_http);
-    if (!settings) return;
-    const auto engine = make_engine(*settings);
+    const auto engine = make_engine(settings);
     PromptBuilder builder(std::random_device{}() | 1ULL, [&](const std::string& t) { return engine->count_tokens(t); });
     const std::string prompt = builder.build(0, 600, 16, 8).hit();
     const auto counted = engine->count_tokens(prompt);
@@ -35,8 +34,7 @@ TEST_CASE("llama.cpp: a repeated prompt is served from the slot's cache as the s
 
 TEST_CASE("llama.cpp phase 1: the prompt cache saves TTFT over HTTP", "[gpu][llamacpp][phase1]") {
     const auto settings = testing::http_settings("llamacpp", EngineKind::llamacpp_http);
-    if (!settings) return;
-    const auto result = testing::measure_and_report(*settings, phase_descriptor("llamacpp_phase1"));
+    const auto result = testing::measure_and_report(settings, phase_descriptor("llamacpp_phase1"));
     INFO(result.verdict.reason << "\n" << result.verdict.fix);
     CHECK(result.engine.name == "llama.cpp");
     CHECK(result.hit_stats.cached_tokens_median > 0);
@@ -45,8 +43,7 @@ TEST_CASE("llama.cpp phase 1: the prompt cache saves TTFT over HTTP", "[gpu][lla
 
 TEST_CASE("llama.cpp phase 1: the gate fails without the prompt cache", "[gpu][llamacpp][phase1][negative]") {
     auto settings = testing::http_settings("llamacpp_nocache", EngineKind::llamacpp_http);
-    if (!settings) return;
-    const auto result = testing::measure_negative_control(*settings, phase_descriptor("llamacpp_phase1"));
+    const auto result = testing::measure_negative_control(settings, phase_descriptor("llamacpp_phase1"));
     INFO(result.verdict.reason);
     REQUIRE_FALSE(result.engine.prefix_caching);
     REQUIRE(result.verdict.outcome == Outcome::fail);

@@ -6,16 +6,14 @@ using namespace kvgate;
 
 TEST_CASE("phase 1: the prefix cache saves TTFT over HTTP", "[gpu][phase1]") {
     const auto settings = testing::http_settings("apc");
-    if (!settings) return;
-    const auto result = testing::measure_and_report(*settings, phase_descriptor("phase1"));
+    const auto result = testing::measure_and_report(settings, phase_descriptor("phase1"));
     INFO(result.verdict.reason << "\n" << result.verdict.fix);
     REQUIRE(result.verdict.outcome == Outcome::pass);
 }
 
 TEST_CASE("phase 1: the gate fails without prefix caching", "[gpu][phase1][negative]") {
     auto settings = testing::http_settings("nocache");
-    if (!settings) return;
-    const auto result = testing::measure_negative_control(*settings, phase_descriptor("phase1"));
+    const auto result = testing::measure_negative_control(settings, phase_descriptor("phase1"));
     INFO(result.verdict.reason);
     REQUIRE_FALSE(result.engine.prefix_caching);
     REQUIRE(result.verdict.outcome == Outcome::fail);

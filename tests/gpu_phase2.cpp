@@ -6,14 +6,11 @@ using namespace kvgate;
 
 namespace {
 
-// The model phase 1's fixture serves, loaded in-process; nullopt (after skip_or_fail) when the
-// environment cannot load it.
-std::optional<Settings> phase2_settings(bool prefix_caching) {
+// The model phase 1's fixture serves, loaded in-process (skip_or_fail when the environment cannot
+// load it).
+Settings phase2_settings(bool prefix_caching) {
     Settings s = settings_from_env();
-    if (auto problem = python_environment_problem(s.venv)) {
-        testing::skip_or_fail("phase 2 cannot run: " + *problem);
-        return std::nullopt;
-    }
+    if (auto problem = python_environment_problem(s.venv)) testing::skip_or_fail("phase 2 cannot run: " + *problem);
     const std::string default_model = "models/opt-125m-dummy";  // as engine.sh, from the repository root
     s.model = testing::env_or("KVGATE_ENGINE_MODEL", default_model);
     s.dummy_weights = s.model == default_model;
@@ -25,16 +22,14 @@ std::optional<Settings> phase2_settings(bool prefix_caching) {
 
 TEST_CASE("phase 2: the prefix cache saves TTFT in-process", "[gpu][phase2]") {
     const auto s = phase2_settings(true);
-    if (!s) return;
-    const auto result = testing::measure_and_report(*s, phase_descriptor("phase2"));
+    const auto result = testing::measure_and_report(s, phase_descriptor("phase2"));
     INFO(result.verdict.reason << "\n" << result.verdict.fix);
     REQUIRE(result.verdict.outcome == Outcome::pass);
 }
 
 TEST_CASE("phase 2: the gate fails without prefix caching", "[gpu][phase2][negative]") {
     auto s = phase2_settings(false);
-    if (!s) return;
-    const auto result = testing::measure_negative_control(*s, phase_descriptor("phase2"));
+    const auto result = testing::measure_negative_control(s, phase_descriptor("phase2"));
     INFO(result.verdict.reason);
     REQUIRE_FALSE(result.engine.prefix_caching);
     REQUIRE(result.verdict.outcome == Outcome::fail);

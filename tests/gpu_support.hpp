@@ -8,7 +8,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <optional>
 #include <string>
 
 #include "fixture_env.hpp"
@@ -22,21 +21,23 @@ inline std::string env_or(const char* name, const std::string& fallback) {
 }
 
 // No engine is a skip for a user without one, and a failure where the set-up guarantees one (CI):
-// there a skip could only hide a breakage.
-inline void skip_or_fail(const std::string& why) {
+// there a skip could only hide a breakage. A skip ends the process with KVGATE_SKIP_EXIT_CODE
+// (tests/CMakeLists.txt), which CTest's SKIP_RETURN_CODE reads: an exit code, not a marker in the
+// output, which also carries server text and so could forge one (a server's HTTP 500 did).
+// _Exit: nothing of the test's runs after it (the reason is flushed first).
+[[noreturn]] inline void skip_or_fail(const std::string& why) {
     if (env_or("KVGATE_REQUIRE_ENGINE", "") == "1") FAIL(why << " (KVGATE_REQUIRE_ENGINE=1: a skip is a failure)");
-    std::cout << env_or("KVGATE_SKIP_MARKER", "KVGATE-SKIP:") << " " << why << std::endl;
+    std::cout << "skipped: " << why << std::endl;
+    std::_Exit(KVGATE_SKIP_EXIT_CODE);
 }
 
-// Settings for a served phase against the fixture's engine; nullopt (after skip_or_fail) if none.
-inline std::optional<Settings> http_settings(const std::string& fixture, EngineKind kind = EngineKind::vllm_http) {
+// Settings for a served phase against the fixture's engine (skip_or_fail if it started none).
+inline Settings http_settings(const std::string& fixture, EngineKind kind = EngineKind::vllm_http) {
     Settings s = with_fixture_engine(settings_from_env(), read_engine_env(fixture));
     s.engine = kind;
-    if (s.url.empty()) {
+    if (s.url.empty())
         skip_or_fail("no engine: fixture '" + fixture + "' started none (see engine." + fixture +
                      ".start's output) and KVGATE_URL is not set");
-        return std::nullopt;
-    }
     return s;
 }
 

@@ -2,7 +2,9 @@
 # CTest `bundle.make`: writes the offline GPU bundle with make_bundle.sh and checks what a GPU host
 # will rely on: the size bound, every required member, the manifest's checksums, that each .deb is
 # a readable package, that the llama.cpp tree holds the server and gguf-py, that kvgate's sources
-# hold the host script and the fixture, and that host.sh is valid bash.
+# hold the host script and the fixture, that host.sh is valid bash, and that host.sh refuses, before
+# it writes anything, to run as root (unless KVGATE_HOST_ALLOW_ROOT=1) or from a bundle whose members
+# do not match MANIFEST.txt.
 #
 #   check_bundle.sh OUT.tar
 set -euo pipefail
@@ -47,6 +49,39 @@ tok_list=$(tar -tJf "$b/tokenizer.tar.xz")
 for p in tokenizer.json tokenizer_config.json chat_template.jinja kvgate-model.json; do
   grep -qx "opt-125m-dummy/$p" <<< "$tok_list" || bad "tokenizer.tar.xz lacks opt-125m-dummy/$p"
 done
+
+# host.sh's first checks. A size argument it cannot read fails right after them (exit 2): a good
+# bundle that ends there got past both.
+host_work=$work/host-work
+host() {  # DIR [env...]: runs DIR/host.sh with a bad size argument; output in $work/host.log, prints rc
+  local dir=$1 rc=0
+  shift
+  env HOME="$work/home" KVGATE_HOST_WORK="$host_work" "$@" bash "$dir/host.sh" "$work/host-out" not-a-size \
+    > "$work/host.log" 2>&1 || rc=$?
+  echo "$rc"
+}
+allow=()
+if [ "$(id -u)" = 0 ]; then
+  [ "$(host "$b")" = 1 ] && grep -q "refusing to run as root" "$work/host.log" \
+    || bad "host.sh ran as root without KVGATE_HOST_ALLOW_ROOT=1: $(cat "$work/host.log")"
+  allow=(KVGATE_HOST_ALLOW_ROOT=1)
+else
+  echo "bundle: note: not root, so host.sh's refusal of root is not checked here"
+fi
+[ "$(host "$b" "${allow[@]}")" = 2 ] && grep -q "must be A/B/Q" "$work/host.log" \
+  || bad "host.sh did not accept the bundle as written: $(cat "$work/host.log")"
+cp -a "$b" "$work/damaged"
+echo >> "$work/damaged/tokenizer.tar.xz"
+[ "$(host "$work/damaged" "${allow[@]}")" = 1 ] && grep -q "does not match its MANIFEST.txt" "$work/host.log" \
+  || bad "host.sh accepted a member that does not match MANIFEST.txt: $(cat "$work/host.log")"
+rm -rf "$work/damaged"
+cp -a "$b" "$work/added"
+cp "$(compgen -G "$b/debs/catch2_*.deb" | head -n1)" "$work/added/debs/zz-added_1.0_amd64.deb"
+[ "$(host "$work/added" "${allow[@]}")" = 1 ] && grep -q "MANIFEST.txt does not list" "$work/host.log" \
+  || bad "host.sh accepted a .deb that MANIFEST.txt does not list: $(cat "$work/host.log")"
+rm -rf "$work/added"
+[ ! -e "$host_work" ] && [ ! -e "$work/host-out" ] || bad "host.sh wrote its work or reports folder before its checks"
+
 [ "$fail" = 0 ] || exit 1
 printf 'bundle: %s is %.1f MiB (limit %s MiB): %s members, all present and consistent\n' "$out" \
   "$(echo "$size / 1048576" | bc -l)" "$max_mib" "$(tar -tf "$out" | grep -vc '/$')"

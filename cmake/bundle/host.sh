@@ -18,12 +18,35 @@
 #   KVGATE_HOST_JOBS        build parallelism [nproc]
 #   KVGATE_LLAMA_SERVER     a llama-server binary to use instead of building one
 #   KVGATE_HOST_LABEL       the CTest label to run [llamacpp]
+#   KVGATE_HOST_ALLOW_ROOT=1  run as root (where root is the only account, e.g. a container)
 #   KVGATE_LLAMACPP_CACHE_RAM and the other llamacpp.sh settings pass through to the fixture;
 #   KVGATE_TRIALS etc. pass through to kvgate. A non-zero cache-ram and KVGATE_TTFT=engine are part
 #   of OUT's subfolder names.
 set -euo pipefail
 
 bundle=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# ---- 0. Before anything is unpacked, built or run: not root, and the bundle as it was written -----
+# Nothing here needs root: dependencies go into a prefix under KVGATE_HOST_WORK (never over /), and
+# builds, servers and reports are the user's; as root, a wrong path would reach the whole system.
+if [ "$(id -u)" = 0 ] && [ "${KVGATE_HOST_ALLOW_ROOT:-0}" != 1 ]; then
+  echo "host: refusing to run as root: host.sh needs no privileges (it writes only KVGATE_HOST_WORK, default \$HOME/kvgate-host, and the reports folder). Run it as an ordinary user; where root is the only account (a container), set KVGATE_HOST_ALLOW_ROOT=1."
+  exit 1
+fi
+# MANIFEST.txt holds the sha256 of every member (make_bundle.sh): a damaged or partly copied member,
+# or a .deb added to debs/ (host.sh unpacks what it finds there), stops the run here. It detects
+# damage, not tampering: whoever can change a member can change MANIFEST.txt.
+[ -f "$bundle/MANIFEST.txt" ] || { echo "host: no MANIFEST.txt in $bundle: unpack the whole bundle (tar xf kvgate-bundle.tar)"; exit 1; }
+sums=$(sed -n '/^$/,$p' "$bundle/MANIFEST.txt" | sed '1d; s|  kvgate-bundle/|  |')
+if ! bad=$(cd "$bundle" && sha256sum --quiet --strict -c - <<< "$sums" 2>&1); then
+  echo "host: the bundle in $bundle does not match its MANIFEST.txt (damaged, or changed after make_bundle.sh wrote it): copy and unpack it again. sha256sum says:"
+  echo "$bad"
+  exit 1
+fi
+unlisted=$(comm -13 <(sed 's/^[0-9a-f]*  //' <<< "$sums" | LC_ALL=C sort) \
+  <(cd "$bundle" && find debs -type f | LC_ALL=C sort))
+[ -z "$unlisted" ] || { echo "host: MANIFEST.txt does not list these files in $bundle, which host.sh would unpack: $unlisted. Remove them, or unpack the bundle afresh."; exit 1; }
+
 out=$(realpath -m "${1:-kvgate-reports}")
 shift || true
 sizes=("$@")
@@ -45,7 +68,7 @@ summary=$out/host.md
 # ---- 1. What the host has: tools that cannot travel, then dependencies that can -------------------
 missing=()
 have() { command -v "$1" > /dev/null 2>&1; }
-for t in c++ cmake tar xz gzip dpkg awk curl setsid ps pgrep; do have "$t" || missing+=("the '$t' command"); done
+for t in c++ cmake tar xz gzip dpkg awk curl setsid flock ps pgrep; do have "$t" || missing+=("the '$t' command"); done
 if have cmake; then
   cv=$(cmake --version | sed -n '1s/cmake version //p')
   [ "$(printf '%s\n3.22\n' "$cv" | sort -V | head -n1)" = 3.22 ] || missing+=("CMake >= 3.22 (have $cv)")
@@ -155,9 +178,21 @@ trap 'rm -rf "$tmp"' EXIT
 tar -xzf "$bundle/kvgate-src.tar.gz" -C "$tmp"
 src=$work/kvgate
 mkdir -p "$src"
-(cd "$tmp/kvgate" && find . -type f) | while read -r f; do
-  cmp -s "$tmp/kvgate/$f" "$src/$f" || { mkdir -p "$(dirname "$src/$f")"; cp -p "$tmp/kvgate/$f" "$src/$f"; }
-done
+# A replaced file gets the time of this copy, not its commit's (git archive's, which cp -p kept): a
+# bundle of an older commit must still look newer to make/ninja than the binaries another bundle's
+# sources gave, or they are kept and run. Files of the previous bundle that this one lacks are
+# removed (its list: .kvgate-files), so the tree is this bundle's.
+(cd "$tmp/kvgate" && find . -type f | LC_ALL=C sort) > "$tmp/files"
+while read -r f; do
+  if ! cmp -s "$tmp/kvgate/$f" "$src/$f" || [ "$(stat -c %a "$tmp/kvgate/$f")" != "$(stat -c %a "$src/$f")" ]; then
+    mkdir -p "$(dirname "$src/$f")"
+    cp --preserve=mode "$tmp/kvgate/$f" "$src/$f"
+  fi
+done < "$tmp/files"
+if [ -f "$src/.kvgate-files" ]; then
+  LC_ALL=C comm -23 "$src/.kvgate-files" "$tmp/files" | while read -r f; do rm -f "$src/$f"; done
+fi
+cp "$tmp/files" "$src/.kvgate-files"
 # shellcheck source=../llamacpp/common.sh
 . "$src/cmake/llamacpp/common.sh"
 llama_sha=$(sha256sum "$bundle/llama.cpp-trimmed.tar.xz" | cut -c1-16)
@@ -226,11 +261,14 @@ echo "- model: random-weight GPT-2 at OPT-125m's sizes, context $ctx ($model)" >
 # ---- 7. The gates at each size, then the client timing error ------------------------------------
 export KVGATE_LLAMA_SERVER=$server KVGATE_LLAMACPP_MODEL=$model KVGATE_LLAMACPP_CTX=$ctx
 label=${KVGATE_HOST_LABEL:-llamacpp}
-# The figures need gnuplot, which pulls in a desktop stack and does not travel: without it the
-# `reports` step is left out and the results JSON is drawn where the reports are collected.
-exclude=()
+# Left out by name, and said so (with KVGATE_REQUIRE_ENGINE a test that cannot run fails): the
+# tokenizer parity check, which needs vLLM's tokenizer (transformers, in the CPU machine's venv)
+# and runs there; and, without gnuplot (it pulls in a desktop stack and does not travel), the
+# `reports` step: the results JSON is drawn where the reports are collected.
+exclude='gpu\.llamacpp\.tokenizer_parity'
+echo "- tokenizer parity (gpu.llamacpp.tokenizer_parity): not run here; it needs vLLM's tokenizer from the CPU machine's venv, and runs there" >> "$summary"
 if ! have gnuplot; then
-  exclude=(-E '^reports$')
+  exclude+='|reports'
   echo "- figures: no gnuplot on this host; draw them where gnuplot is: \`KVGATE_OUT=DIR kvgate report\` for each DIR below" >> "$summary"
 fi
 rc=0
@@ -248,7 +286,7 @@ for s in "${sizes[@]}"; do
   t0=$(now)
   set +e
   KVGATE_CONTEXT_A_TOKENS=$a KVGATE_CONTEXT_B_TOKENS=$b KVGATE_QUERY_TOKENS=$q KVGATE_OUT=$dir \
-    ctest --test-dir "$kbuild" -L "$label" "${exclude[@]}" -V --no-tests=error > "$dir/ctest.log" 2>&1
+    ctest --test-dir "$kbuild" -L "$label" -E "^($exclude)\$" -V --no-tests=error > "$dir/ctest.log" 2>&1
   r=$?
   set -e
   t1=$(now)

@@ -7,6 +7,8 @@
 #   engine.sh wait   STATE_DIR                       waits until what `launch` started is healthy
 #   engine.sh stop   STATE_DIR
 #
+# STATE_DIR belongs to the run that started it (fixture_lib.sh): another run's start fails while
+# that run is going, and its stop leaves that run's server alone.
 # Runs from the repository root, as the gpu tests and the CLI do, so KVGATE_VENV's default `.venv`
 # (settings.hpp) is the repository's.
 # Environment: KVGATE_URL (a server already running: nothing is started), KVGATE_VENV,
@@ -57,6 +59,7 @@ fi
 # start = launch + wait. `launch` returns once the server process runs, so that its start-up can
 # overlap another's (an idle vLLM server uses about 1.5 % of a core).
 case "$cmd" in start|launch) ;; *) echo "engine.sh: unknown command '$cmd'; $usage"; exit 2 ;; esac
+fixture_claim "$state"
 
 if [ -n "${KVGATE_URL:-}" ]; then
   echo "engine: KVGATE_URL=$KVGATE_URL is set; using that server, starting none"

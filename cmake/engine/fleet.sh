@@ -25,6 +25,9 @@ shift 2
 mkdir -p "$state"
 envfile=$state/engine.env
 tag=fleet
+fixture_tag=$tag
+# shellcheck source=fixture_lib.sh
+. "$here/fixture_lib.sh"  # the state directory's owner (one run's fleet; see there)
 
 # --- shell shared with engine.sh in shape (stop_group, start_watchdog, wait_healthy) ----------
 
@@ -65,7 +68,12 @@ wait_healthy() {  # URL LEADER_PID DEADLINE_EPOCH_S; sets $why on failure
 # --- stop ---------------------------------------------------------------------------------------
 
 if [ "$cmd" = stop ]; then
-  [ -f "$envfile" ] || { echo "$tag: nothing to stop ($envfile absent)"; exit 0; }
+  other=$(fixture_other_owner "$state")
+  if [ -n "$other" ]; then
+    echo "$tag: not stopping anything in $state: it belongs to another run that is still going (process ${other%% *}), which stops its own fleet"
+    exit 0
+  fi
+  [ -f "$envfile" ] || { echo "$tag: nothing to stop ($envfile absent)"; rm -f "$state/owner"; exit 0; }
   # shellcheck disable=SC1090
   . "$envfile"
   if [ -n "${KVGATE_FLEET_PGIDS:-}" ]; then
@@ -77,11 +85,12 @@ if [ "$cmd" = stop ]; then
     [ -z "$left" ] || { echo "$tag: processes left in groups $KVGATE_FLEET_PGIDS: $left"; exit 1; }
     echo "$tag: stopped (process groups $KVGATE_FLEET_PGIDS, nothing left)"
   fi
-  rm -f "$envfile"
+  rm -f "$envfile" "$state/owner"
   exit 0
 fi
 
 [ "$cmd" = start ] || { echo "fleet.sh: unknown command '$cmd' (start|stop)"; exit 2; }
+fixture_claim "$state"
 
 if [ -n "${KVGATE_URL:-}" ]; then
   echo "$tag: KVGATE_URL=$KVGATE_URL is set; using that fleet (replicas: ${KVGATE_FLEET_REPLICA_URLS:-not named}), starting none"

@@ -50,6 +50,7 @@ if [ "$cmd" = stop ]; then
   exit
 fi
 [ "$cmd" = start ] || { echo "llamacpp.sh: unknown command '$cmd' (start|stop)"; exit 2; }
+fixture_claim "$state"
 
 if [ -n "${KVGATE_URL:-}" ]; then
   echo "llamacpp: KVGATE_URL=$KVGATE_URL is set; using that server, starting none"
