@@ -64,6 +64,8 @@ struct TrialReuse {
     std::string reported_class;  // reuse.hpp's ReuseClass name against usage.cached_tokens ("" unchecked)
     int divergence_at = -1;   // first token where two renderings differ (-1: they agree)
     std::string divergence;   // that, in words, with the text around it
+    bool rendering_varies = false;  // the warm prompt rendered twice differs: `shared` is what two renderings
+                                    // a moment apart share, and requests rendered later may share less
 };
 
 // One trial of one arm: the warm request, then the measured one.

@@ -383,6 +383,7 @@ inline const std::vector<Field<TrialReuse>>& reuse_fields() {
         member<String>("reported", &TrialReuse::reported_class),
         member<Integer>("divergence_at", &TrialReuse::divergence_at),
         member<String>("divergence", &TrialReuse::divergence),
+        omitted_at_default(member<Boolean>("rendering_varies", &TrialReuse::rendering_varies)),
     };
     return f;
 }

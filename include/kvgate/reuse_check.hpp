@@ -71,7 +71,8 @@ inline ReusePlan plan_reuse(const std::vector<std::optional<RenderedTrial>>& ren
             tr.template_shared = e.template_shared;
             if (hit) {
                 Divergence d;
-                if (ids->warm != ids->warm_again)
+                tr.rendering_varies = ids->warm != ids->warm_again;
+                if (tr.rendering_varies)
                     d = find_divergence(ids->warm, ids->warm_again, detokenize, 8, "the warm prompt rendered twice");
                 else if (e.shared < e.expected)
                     d = find_divergence(ids->warm, ids->measured, detokenize, 8,
@@ -138,7 +139,9 @@ inline std::optional<ReuseShortfall> reuse_shortfall(const PhaseResult& r) {
                                                                             r.engine.block_size));
         rendering = rendering || cause == Shortfall::rendering || cause == Shortfall::both ||
                     t->reuse.divergence_at >= 0;
-        server = server || cause == Shortfall::server || cause == Shortfall::both;
+        // Renderings that vary (a time of day) explain any shortfall: the requests, rendered at other
+        // moments than the two /tokenize calls, may share fewer tokens, so the server is not blamed.
+        server = server || (!t->reuse.rendering_varies && (cause == Shortfall::server || cause == Shortfall::both));
     }
     if (s.count == 0) return std::nullopt;
     const TrialReuse& f = first->reuse;
