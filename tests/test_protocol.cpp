@@ -387,6 +387,8 @@ TEST_CASE("protocol: without prefix caching the evidence decides 'fail' after tw
     REQUIRE(r.early_stop);
     CHECK(r.early_stop->find("stopped after 2 measured pairs") != std::string::npos);
     CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("the server reports prefix caching off"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("turn prefix caching on"));
 }
 
 TEST_CASE("protocol: the evidence stop rule never stops a run it has not decided", "[protocol][stop]") {

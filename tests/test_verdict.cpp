@@ -370,3 +370,15 @@ TEST_CASE("counters that fell (a server restart) are no evidence that the cache 
     CHECK(r.verdict.outcome == Outcome::pass);
     CHECK_THAT(r.verdict.evidence, Catch::Contains("timing only") && Catch::Contains("restarted"));
 }
+
+TEST_CASE("hits that found nothing name caching off where the server's counters show no lookups", "[verdict]") {
+    auto r = run_of({300, 305, 298, 302}, {300, 310, 290, 305}, 0, 0);
+    r.counters = {true, 0, 0, {}, {}};
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("no prefix-cache lookups") && Catch::Contains("prefix caching is off"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("turn prefix caching on"));
+    r.counters = {true, 8000, 0, {}, {}};  // looked up, found nothing: the cache, not the setting
+    decide(r, 10, 0.95);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("the prefix cache did not serve the warmed prefix"));
+}

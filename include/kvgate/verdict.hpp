@@ -141,6 +141,16 @@ inline std::string router_policy_name(const EngineInfo& e) {
     return e.router_policy.empty() ? "the router's policy (not named: KVGATE_FLEET_POLICY)" : "policy " + e.router_policy;
 }
 
+// Why hits found nothing, where the server says: caching is off (its cache config, or no prefix-cache
+// lookups counted while it served every prompt), else the cache simply did not serve the prefix.
+inline std::string caching_off_cause(const PhaseResult& r) {
+    if (!r.engine.prefix_caching) return "the server reports prefix caching off, so it cached nothing";
+    if (r.counters.available && r.counters.queries <= 0)
+        return "the server counted no prefix-cache lookups over the run (Prometheus prefix_cache_queries +0): "
+               "prefix caching is off";
+    return "the prefix cache did not serve the warmed prefix";
+}
+
 // Fills the result's arm statistics, degradation and verdict from its trials.
 inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     const auto hits = r.measured(Arm::hit);
@@ -325,7 +335,10 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         v.reason = std::to_string(hit_short) + " of " + std::to_string(hit_reported) +
                    " hit-arm requests reused too little (fewest " + std::to_string(hit_fewest) +
                    " cached tokens, " + (full_hit_rule ? "the warm prompt's whole blocks are " : "at least ") +
-                   std::to_string(hit_need) + "): the prefix cache did not serve the warmed prefix (" + interval + ")";
+                   std::to_string(hit_need) + "): " + caching_off_cause(r) + " (" + interval + ")";
+        if (!r.engine.prefix_caching || (r.counters.available && r.counters.queries <= 0))
+            v.fix = "turn prefix caching on in the server (vLLM: it is on by default; drop --no-enable-prefix-caching; "
+                    "llama.cpp: requests with cache_prompt true)";
         return;
     }
     if (!per_request && counters && r.counters.hits <= 0) {
