@@ -32,6 +32,17 @@ PhaseResult run_at(double ratio, int pairs = 10, const std::string& model = "m")
             r.trials.push_back(t);
         }
     decide(r, 10, 0.95);
+    r.settings.trials = pairs;
+    r.complete = true;
+    return r;
+}
+
+// A checkpoint of a run killed after `pairs` of its 10 pairs, as mark_partial writes it, but
+// with the pass its pairs would give (a file may say anything).
+PhaseResult killed_at(int pairs) {
+    PhaseResult r = run_at(4.0, pairs);
+    r.settings.trials = 10;
+    r.complete = false;
     return r;
 }
 
@@ -135,4 +146,45 @@ TEST_CASE("the comparison survives the results file", "[baseline_gate]") {
     CHECK(back.baseline->differences == std::vector<std::string>{"model (x)"});
     CHECK(back.baseline->ratio_high == Approx(r.baseline->ratio_high));
     CHECK(back.baseline->baseline_pair_ratios.size() == 10);
+}
+
+TEST_CASE("compare passes only a finished run whose own verdict passed", "[baseline_gate]") {
+    const LoadedBaseline base{"b.json", run_at(4.0)};
+    PhaseResult same = run_at(4.0);
+    const BaselineRecord rec = compare_runs(base, same, 10, {});
+    REQUIRE(rec.outcome == "pass");
+    CHECK(compare_verdict(same, rec).outcome == Outcome::pass);
+
+    const PhaseResult killed = killed_at(3);
+    const BaselineRecord killed_rec = compare_runs(base, killed, 10, {});
+    REQUIRE(killed_rec.outcome != "error");  // three pairs do compare
+    const Verdict partial = compare_verdict(killed, killed_rec);
+    CHECK(partial.outcome == Outcome::error);
+    CHECK_THAT(partial.reason, Catch::StartsWith("the current run is partial (\"complete\": false, 3 of 10 pairs "
+                                                 "measured, killed or still running)"));
+    CHECK_THAT(partial.fix, Catch::Contains("a run that finished"));
+
+    for (Outcome own : {Outcome::fail, Outcome::unverified, Outcome::error, Outcome::indeterminate}) {
+        PhaseResult r = same;
+        r.verdict.outcome = own;
+        r.verdict.reason = "its own reason";
+        const Verdict v = compare_verdict(r, rec);
+        CHECK(v.outcome == own);
+        CHECK_THAT(v.reason, Catch::StartsWith("its own reason; baseline b.json (revision abc): pass"));
+    }
+}
+
+TEST_CASE("a partial baseline is refused, saying what to give instead", "[baseline_gate]") {
+    PhaseResult faulted = killed_at(2);
+    faulted.fault = Fault{FaultKind::http_status, FaultStage::headers, "HTTP 500", 5, FaultRequest::measured};
+    for (const PhaseResult& partial : {killed_at(3), faulted}) {
+        const auto path = temp_file(partial, "partial");
+        const std::string said = partial.fault ? "2 of 10 pairs measured, stopped by a fault (http_status)"
+                                               : "3 of 10 pairs measured, killed or still running";
+        CHECK_THROWS_WITH(load_baseline(path.string(), phase_descriptor("phase1")),
+                          Catch::StartsWith("KVGATE_BASELINE '" + path.string() + "' is a partial run") &&
+                              Catch::Contains(said) && Catch::Contains("a baseline must be a run that finished"));
+        CHECK_THROWS_WITH(require_finished_baseline({path, read_results_file(path)}, "BASELINE"),
+                          Catch::StartsWith("BASELINE '" + path.string() + "' is a partial run"));
+    }
 }

@@ -29,7 +29,7 @@ TEST_CASE("every phase has a unique name and results file, and a counterpart tha
 }
 
 TEST_CASE("the seed's experiment: phase 1 over HTTP, phase 2 in-process", "[experiment]") {
-    const auto& p1 = phase_descriptor("phase1");
+    const auto p1 = phase_descriptor("phase1");  // a copy: GCC 13 warns of a reference from a temporary argument
     CHECK(p1.seed_key == "phase1_http_api");
     CHECK(p1.results_file == "results_phase1.json");
     CHECK(p1.engine == EngineKind::vllm_http);

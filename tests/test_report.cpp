@@ -4,12 +4,14 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,7 +23,7 @@
 namespace fs = std::filesystem;
 using namespace kvgate;
 
-const Experiment& e1 = experiment("experiment1");
+const Experiment e1 = experiment("experiment1");  // by value: GCC 13 -Wdangling-reference
 
 namespace {
 
@@ -292,15 +294,15 @@ TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
     const std::string script = results_script(e1, both);
     CHECK(contains(script, "set multiplot layout 2,2"));
     CHECK(contains(script, "set offsets 0.5, 0.5"));
-    CHECK(contains(script, "datafile = \"experiment1_results.dat\""));
-    CHECK(contains(script, "outfile = \"experiment1_results.png\""));
+    CHECK(contains(script, "datafile = 'experiment1_results.dat'"));
+    CHECK(contains(script, "outfile = 'experiment1_results.png'"));
     CHECK(contains(script, "TTFT (ms)"));
     CHECK(contains(script, "throughput (tokens/s)"));
     CHECK(contains(script, "cache miss: +125.0% TTFT"));
     CHECK(contains(script, "cache miss: +134.3% TTFT"));
     CHECK(contains(script, "facebook/opt-125m"));
     CHECK(contains(script, "vllm 0.6.3.post1"));
-    CHECK(contains(script, "index \"[P2-trials]\""));
+    CHECK(contains(script, "index '[P2-trials]'"));
     CHECK_FALSE(contains(script, fs::temp_directory_path().string()));  // relative names only
 
     const std::string comparison = phase_comparison_data(e1, both);
@@ -481,8 +483,268 @@ TEST_CASE("the Markdown summary names the TTFT it gated and shows the other besi
     const std::string engine_md = summary_markdown({engine_gated}, {});
     CHECK(contains(engine_md, "| engine's own TTFT median (ms) | 40.0 | 90.0 |"));
     CHECK(contains(engine_md, "| client TTFT median (ms), not gated | 40.0 | 90.0 |"));
-    CHECK(contains(results_script(e1, {engine_gated}), "engine's own TTFT (ms)"));
+    CHECK(contains(results_script(e1, {engine_gated}), report_detail::gp_quote("engine's own TTFT (ms)")));
 
     PhaseResult no_engine_time = known_phase("phase1", 40, 90);  // one trial in three reports it
     CHECK_FALSE(contains(summary_markdown({no_engine_time}, {}), "not gated"));
+}
+
+namespace {
+
+// Phase 1's protocol through a router of two replicas: every query on its warm-up's replica.
+PhaseResult fleet_phase(double hit_ms, double miss_ms) {
+    PhaseResult r = known_phase("fleet_phase1", hit_ms, miss_ms);
+    r.engine.replica_urls = {"http://127.0.0.1:8001", "http://127.0.0.1:8002"};
+    r.engine.router_policy = "cache_aware";
+    for (Trial& t : r.trials) {
+        const int replica = t.index / 2 % 2;
+        t.warm.placement = Placement{PlacementOutcome::served, replica, {replica}, 768, 0};
+        t.measured.placement = Placement{PlacementOutcome::served, replica, {replica}, 800, t.arm == Arm::hit ? 768.0 : 0.0};
+    }
+    return r;
+}
+
+// A finished sweep of a few agreeing cells.
+CurveResult small_sweep() {
+    CurveResult r;
+    r.phase = phase_descriptor("curve");
+    r.settings.model = "facebook/opt-125m";
+    r.timestamp = "2024-11-28T21:00:00Z";
+    r.engine.name = "vllm";
+    r.engine.version = "0.6.3.post1";
+    r.engine.block_size = 16;
+    for (int i = 0; i < 8; ++i) {
+        CurveCell c;
+        c.trial = i / 4;
+        c.slot = i % 4;
+        c.point = i % 4;
+        c.context_tokens = 384;
+        c.kind = i % 2 ? EditKind::remove : EditKind::none;
+        c.warm_tokens = c.measured_tokens = 384;
+        c.predicted_reuse = 352 - 64 * (i % 4);
+        c.predicted_recompute = c.measured_tokens - c.predicted_reuse;
+        c.reported_cached = c.predicted_reuse;
+        c.reported_prompt = c.measured_tokens;
+        c.ttft_ms = 8 + 0.05 * c.predicted_recompute + 0.3 * (i % 3);
+        r.cells.push_back(c);
+    }
+    r.wall_time_s = 3;
+    r.complete = true;
+    return r;
+}
+
+// Where gnuplot would run a command: a backquote outside single quotes and outside a comment
+// (gnuplot substitutes `...` on the command line and inside double quotes, never inside '...').
+std::vector<std::string> live_backquotes(const std::string& script) {
+    std::vector<std::string> lines;
+    std::istringstream in(script);
+    for (std::string line; std::getline(in, line);) {
+        char quote = 0;
+        for (std::size_t i = 0; i < line.size(); ++i) {
+            const char c = line[i];
+            if (quote == '\'') {
+                if (c == '\'') quote = 0;
+            } else if (c == '`') {
+                lines.push_back(line);
+                break;
+            } else if (quote == '"') {
+                if (c == '\\') ++i;
+                else if (c == '"') quote = 0;
+            } else if (c == '#') {
+                break;
+            } else if (c == '\'' || c == '"') {
+                quote = c;
+            }
+        }
+    }
+    return lines;
+}
+
+}  // namespace
+
+TEST_CASE("gp_quote makes any text a single-quoted gnuplot string", "[report]") {
+    using report_detail::gp_quote;
+    CHECK(gp_quote("plain") == "'plain'");
+    CHECK(gp_quote("it's") == "'it'.\"\\047\".'s'");
+    CHECK(gp_quote("`id` $(id) \"x\" \\ @m") == "'`id` $(id) \"x\" \\ @m'");
+    CHECK(gp_quote("one\ntwo") == "'one'.\"\\n\".'two'");
+    CHECK(gp_quote(std::string("a\rb\tc\0d", 7)) == "'a b c d'");
+}
+
+TEST_CASE("gnuplot reads gp_quote's strings back as the text and runs nothing", "[report][gnuplot]") {
+    if (!gnuplot_or_skip()) return;
+    TempDir dir;
+    const std::string ran = (dir.path / "ran").string();
+    // Quotes of either kind in runs and at the ends, backslashes before quotes, comments, macros.
+    const std::vector<std::string> texts = {"`touch " + ran + "-1`",
+                                            "$(touch " + ran + "-2)",
+                                            "\"`touch " + ran + "-3`\"",
+                                            "'",
+                                            "''",
+                                            "'''x'''",
+                                            "a''''b",
+                                            "x\\",
+                                            "\\'",
+                                            "a\"b\"@outfile",
+                                            "@outfile",
+                                            "'@outfile'",
+                                            "\"'\"@outfile",
+                                            "#`touch " + ran + "-4`",
+                                            "\n'\n`touch " + ran + "-5`",
+                                            "it's \"quoted\" \\n \u00b7 \u2014",
+                                            ""};
+    std::string script = "outfile = 'EXPANDED'\nset print '-'\n", expected;
+    for (const auto& t : texts) {
+        script += "print " + report_detail::gp_quote(t) + "\n";
+        expected += t + "\n";
+    }
+    spit(dir.path / "quote.gp", script);
+    const auto run = report_detail::run_process({"gnuplot", "quote.gp"}, dir.path);
+    INFO(script);
+    CHECK(run.status == 0);
+    CHECK(run.output == expected);
+    CHECK(listing(dir.path) == std::set<std::string>{"quote.gp"});
+}
+
+TEST_CASE("foreign text in results files runs no command through gnuplot", "[report][gnuplot]") {
+    TempDir dir;
+    // One marker file per way in: a field whose text gnuplot ran would create its file.
+    auto hostile = [&](const std::string& field) {
+        const std::string marker = (dir.path / ("ran-" + field)).string();
+        return "x`touch " + marker + "-backquote` $(touch " + marker + "-dollar) 'it''s' \"q\" \\ @outfile\n" +
+               "second line `touch " + marker + "-line2`";
+    };
+    PhaseResult phase1 = known_phase("phase1", 40, 90);
+    phase1.engine.version = hostile("version");
+    phase1.settings.model = hostile("model");
+    phase1.git_revision = hostile("git_revision");
+    phase1.engine.name = hostile("engine_name");
+    BaselineRecord b;
+    b.path = hostile("baseline_path");
+    b.revision = hostile("baseline_revision");
+    b.outcome = "pass";
+    b.baseline_pair_ratios = {2.1, 2.3, 2.2};
+    b.ratio_bar = 0.9;
+    b.baseline_ratio = 2.2;
+    phase1.baseline = b;
+    PhaseResult fleet = fleet_phase(40, 90);
+    fleet.engine.router_policy = hostile("router_policy");
+    fleet.engine.version = hostile("fleet_version");
+    CurveResult sweep = small_sweep();
+    sweep.settings.model = hostile("curve_model");
+    sweep.engine.version = hostile("curve_version");
+
+    // The script text: every backquote sits inside a single-quoted string.
+    const CurveFile curve = parse_curve_json(curve_result_json(sweep), "results_curve.json");
+    const Experiment fleet_experiment = experiment("fleet");
+    for (const Figure& f : {results_figure(e1, {phase1}), phase_comparison_figure(e1, {phase1}), baseline_figure(phase1),
+                            placement_figure(fleet_experiment, {fleet}),
+                            curve_figure(experiment("experiment2"), curve, analyse_curve(curve.cells, 0.95), phase1)}) {
+        INFO(f.name << ".gp:\n" << f.script);
+        CHECK(live_backquotes(f.script).empty());
+    }
+    CHECK(contains(results_script(e1, {phase1}), "x`touch " + (dir.path / "ran-version").string() + "-backquote`"));
+
+    // And gnuplot itself, on the results files as kvgate report reads them.
+    if (!gnuplot_or_skip()) return;
+    write_results(phase1, dir.path / "results_phase1.json");
+    write_results(fleet, dir.path / "results_fleet_phase1.json");
+    write_file_atomically(dir.path / "results_curve.json", curve_result_json(sweep).dump(2));
+    const fs::path out = dir.path / "reports";
+    CHECK(write_all_reports(dir.path, out).size() == 3);
+    for (const char* png : {"experiment1_results.png", "experiment1_phase_comparison.png", "phase1_baseline.png",
+                            "fleet_placement.png", "experiment2_invalidation_curve.png"})
+        CHECK(slurp(out / png).rfind("\x89PNG", 0) == 0);
+    // Re-drawing from the scripts beside the figures runs nothing either.
+    for (const auto& name : listing(out))
+        if (fs::path(name).extension() == ".gp") CHECK(report_detail::run_process({"gnuplot", name}, out).status == 0);
+    for (const auto& name : listing(dir.path)) CHECK_FALSE(contains(name, "ran-"));
+}
+
+TEST_CASE("one summary.md covers every experiment in the directory, its outcome the worst", "[report][gnuplot]") {
+    TempDir dir;
+    PhaseResult failed = known_phase("phase1", 40, 42);
+    failed.verdict.outcome = Outcome::fail;
+    failed.verdict.reason = "the interval lies below the threshold";
+    write_results(failed, dir.path / "results_phase1.json");
+    write_results(fleet_phase(40, 90), dir.path / "results_fleet_phase1.json");
+    if (gnuplot_or_skip()) {
+        const auto reported = write_all_reports(dir.path, dir.path / "reports");
+        CHECK(reported.size() == 2);
+        const std::string md = slurp(dir.path / "reports" / "summary.md");
+        CHECK(contains(md, "**FAIL** — the worst verdict of the 2 results in this directory"));
+        CHECK(contains(md, "| Phase 1: HTTP streaming API | `results_phase1.json` | FAIL |"));
+        CHECK(contains(md, "| Fleet: HTTP streaming API through a router | `results_fleet_phase1.json` | PASS |"));
+        CHECK(contains(md, "## Phase 1: HTTP streaming API"));
+        CHECK(contains(md, "**FAIL** — the interval lies below the threshold"));
+        CHECK(contains(md, "## Fleet: HTTP streaming API through a router"));
+        CHECK(contains(md, "![experiment1_results](experiment1_results.png)"));
+        CHECK(contains(md, "![fleet_placement](fleet_placement.png)"));
+    }
+    // One experiment's report would drop the other's verdict from the directory's summary.
+    CHECK(contains(error_of([&] { write_reports(dir.path, dir.path, experiment("fleet")); }),
+                   "holds results of 'Prefix-cache invalidation cost' (results_phase1.json"));
+}
+
+TEST_CASE("the overall outcome is the worst result's", "[report]") {
+    auto line = [](Outcome o) { return ResultLine{"t", "f.json", o, true}; };
+    CHECK(overall_outcome({line(Outcome::pass), line(Outcome::pass)}) == Outcome::pass);
+    CHECK(overall_outcome({line(Outcome::pass), line(Outcome::indeterminate)}) == Outcome::indeterminate);
+    CHECK(overall_outcome({line(Outcome::unverified), line(Outcome::indeterminate)}) == Outcome::unverified);
+    CHECK(overall_outcome({line(Outcome::fail), line(Outcome::unverified), line(Outcome::pass)}) == Outcome::fail);
+    CHECK(overall_outcome({line(Outcome::fail), line(Outcome::error)}) == Outcome::error);
+    CHECK(contains(overview_markdown({ResultLine{"Phase 1", "results_phase1.json", Outcome::error, false}}),
+                   "| Phase 1 | `results_phase1.json` | ERROR (incomplete run) |"));
+}
+
+namespace {
+
+// Puts a gnuplot first on PATH that fails for the figures whose script name holds `failing` and
+// hands every other call to the real one; the old PATH comes back with the object.
+struct FailingGnuplot {
+    std::string old_path;
+    FailingGnuplot(const fs::path& bin, const std::string& failing) : old_path(std::getenv("PATH")) {
+        fs::create_directories(bin);
+        spit(bin / "gnuplot", "#!/bin/sh\ncase \"$*\" in *" + failing +
+                                  "*) echo 'simulated gnuplot failure' >&2; exit 1;; esac\n"
+                                  "PATH=${PATH#*:} exec gnuplot \"$@\"\n");
+        fs::permissions(bin / "gnuplot", fs::perms::owner_all);
+        ::setenv("PATH", (bin.string() + ":" + old_path).c_str(), 1);
+    }
+    ~FailingGnuplot() { ::setenv("PATH", old_path.c_str(), 1); }
+};
+
+}  // namespace
+
+TEST_CASE("a failure in any experiment's report replaces none of the outputs", "[report][gnuplot]") {
+    if (!gnuplot_or_skip()) return;
+    TempDir dir;
+    const fs::path in = dir.path / "in", out = dir.path / "out";
+    fs::create_directories(in);
+    fs::create_directories(out);
+    spit(out / "summary.md", "previous summary\n");
+    spit(out / "experiment1_results.png", "\x89PNG previous figure");
+    spit(out / "experiment1_results.gp", "previous script\n");
+    const auto before = listing(out);
+    write_results(known_phase("phase1", 40, 90), in / "results_phase1.json");
+    auto unchanged = [&] {
+        CHECK(slurp(out / "summary.md") == "previous summary\n");
+        CHECK(slurp(out / "experiment1_results.png") == "\x89PNG previous figure");
+        CHECK(slurp(out / "experiment1_results.gp") == "previous script\n");
+        CHECK(listing(out) == before);
+    };
+
+    SECTION("a later experiment's results file is malformed") {
+        spit(in / "results_fleet_phase1.json", "{\"phase\": ]");
+        CHECK(contains(error_of([&] { write_all_reports(in, out); }), "results_fleet_phase1.json"));
+        unchanged();
+    }
+    SECTION("gnuplot fails on a later experiment's figure") {
+        write_results(fleet_phase(40, 90), in / "results_fleet_phase1.json");
+        const FailingGnuplot failing(dir.path / "bin", "fleet_placement");
+        const std::string error = error_of([&] { write_all_reports(in, out); });
+        CHECK(contains(error, "gnuplot failed to draw " + (out / "fleet_placement.png").string()));
+        CHECK(contains(error, "simulated gnuplot failure"));
+        unchanged();
+    }
 }

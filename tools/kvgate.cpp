@@ -2,8 +2,9 @@
 // environment variable and a CMake cache variable; flags take `--flag value` or `--flag=value`.
 //   kvgate measure [settings...]       one phase on the engine KVGATE_ENGINE names, into KVGATE_OUT
 //   kvgate curve [settings...]         Experiment 2's sweep on a chat server, into KVGATE_OUT
-//   kvgate report [--in DIR] [--out DIR]   figures + summary.md from the results in DIR
-//   kvgate compare BASELINE CURRENT    the baseline gate on two results files (figure + Markdown into KVGATE_OUT)
+//   kvgate report [--in DIR] [--out DIR]   every experiment's figures + one summary.md from the results in DIR
+//   kvgate compare BASELINE CURRENT    the baseline gate on two results files (figure + Markdown into KVGATE_OUT);
+//                                      decides with CURRENT's own verdict, refuses a partial BASELINE
 //   kvgate clear [--out DIR]           removes every experiment's results and reports from DIR
 //   kvgate settings                    the settings table (Markdown)
 // Exit status of measure and compare: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,7 +60,7 @@ void no_more(const std::vector<std::string>& rest) {
 int measure(const std::vector<std::string>& args) {
     kvgate::Settings s;
     no_more(load(s, args));
-    const kvgate::PhaseDescriptor& phase = kvgate::phase_for_engine(s.engine);
+    const kvgate::PhaseDescriptor phase = kvgate::phase_for_engine(s.engine);
     const std::filesystem::path out = kvgate::results_path(s.out, phase);
     std::filesystem::create_directories(out.parent_path());
     const auto engine = kvgate::make_engine(s);
@@ -77,7 +79,9 @@ int measure(const std::vector<std::string>& args) {
 int curve(const std::vector<std::string>& args) {
     kvgate::Settings s;
     no_more(load(s, args));
-    const kvgate::PhaseDescriptor& phase = kvgate::phase_descriptor(kvgate::curve_phase_name);
+    // By value: GCC 13 takes a reference returned for a temporary argument (the std::string made
+    // from curve_phase_name) for a dangling one (-Wdangling-reference).
+    const kvgate::PhaseDescriptor phase = kvgate::phase_descriptor(kvgate::curve_phase_name);
     const std::filesystem::path out = kvgate::results_path(s.out, phase);
     std::filesystem::create_directories(out.parent_path());
     const auto engine = kvgate::make_engine(s);
@@ -113,15 +117,17 @@ int compare(const std::vector<std::string>& args) {
     if (files.size() != 2 || files[0].rfind("--", 0) == 0 || files[1].rfind("--", 0) == 0)
         throw std::invalid_argument("compare takes two results files, BASELINE then CURRENT\n" + kUsage);
     kvgate::LoadedBaseline baseline{files[0], kvgate::read_results_file(files[0])};
+    kvgate::require_finished_baseline(baseline, "BASELINE");
     kvgate::PhaseResult current = kvgate::read_results_file(files[1]);
     if (baseline.result.phase != current.phase)
         throw std::invalid_argument("'" + files[0] + "' holds phase '" + baseline.result.phase.name + "' but '" +
                                     files[1] + "' holds '" + current.phase.name + "'");
     const auto differences = kvgate::check_baseline(baseline, current, s.baseline_comparable);
     current.baseline = kvgate::compare_runs(baseline, current, s.regression_pct, differences);
-    const auto& b = *current.baseline;
-    std::cout << b.outcome << ": " << b.reason << "\n";
-    if (!b.fix.empty()) std::cout << "fix: " << b.fix << "\n";
+    current.verdict = kvgate::compare_verdict(current, *current.baseline);
+    const auto& v = current.verdict;
+    std::cout << kvgate::to_string(v.outcome) << ": " << v.reason << "\n";
+    if (!v.fix.empty()) std::cout << "fix: " << v.fix << "\n";
     for (const auto& d : differences) std::cout << "declared comparable despite: " << d << "\n";
     const std::filesystem::path out(s.out);
     std::filesystem::create_directories(out);
@@ -136,11 +142,7 @@ int compare(const std::vector<std::string>& args) {
     const auto md = out / (figure.name + ".md");
     std::ofstream(md) << kvgate::baseline_markdown(current, image);
     std::cout << "report: " << md.string() << (image.empty() ? "" : " and " + (out / image).string()) << "\n";
-    const kvgate::Outcome o = b.outcome == "pass"            ? kvgate::Outcome::pass
-                              : b.outcome == "fail"          ? kvgate::Outcome::fail
-                              : b.outcome == "indeterminate" ? kvgate::Outcome::indeterminate
-                                                             : kvgate::Outcome::error;
-    return exit_code(o);
+    return exit_code(v.outcome);
 }
 
 int report(const std::vector<std::string>& args) {
@@ -155,12 +157,15 @@ int report(const std::vector<std::string>& args) {
         break;
     }
     no_more(rest);
+    const auto reported = kvgate::write_all_reports(in, s.out);
+    std::set<std::string> listed;  // summary.md is every experiment's
     std::cout << "reports in " << s.out << ":";
-    for (const kvgate::Experiment* experiment : kvgate::write_all_reports(in, s.out))
+    for (const kvgate::Experiment* experiment : reported)
         for (const auto& name : kvgate::report_file_names(*experiment)) {
             const auto ext = std::filesystem::path(name).extension();
             // Baseline figures exist only for phases that ran against a baseline.
-            if ((ext == ".png" || ext == ".md") && std::filesystem::exists(std::filesystem::path(s.out) / name))
+            if ((ext == ".png" || ext == ".md") && std::filesystem::exists(std::filesystem::path(s.out) / name) &&
+                listed.insert(name).second)
                 std::cout << " " << name;
         }
     std::cout << "\n";

@@ -5,6 +5,7 @@
 // absolute gate passes.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -59,7 +60,25 @@ struct LoadedBaseline {
     PhaseResult result;
 };
 
-// Reads the baseline for `phase`; a missing or unreadable file is misuse (the setting names it).
+// What a run that did not finish got to: "complete": false, its pairs of those planned, its fault.
+inline std::string partial_run(const PhaseResult& r) {
+    const std::size_t pairs = std::min(r.measured(Arm::hit).size(), r.measured(Arm::miss).size());
+    return "\"complete\": false, " + std::to_string(pairs) + " of " + std::to_string(r.settings.trials) +
+           " pairs measured, " +
+           (r.fault ? "stopped by a fault (" + std::string(to_string(r.fault->kind)) + ")"
+                    : std::string("killed or still running"));
+}
+
+// A partial baseline has fewer pairs than it should and no verdict of its own: comparing against
+// what it got to is refused (misuse). `source` names where the path came from.
+inline void require_finished_baseline(const LoadedBaseline& b, const std::string& source) {
+    if (!b.result.complete)
+        throw std::invalid_argument(source + " '" + b.path.string() + "' is a partial run (" + partial_run(b.result) +
+                                    "): a baseline must be a run that finished; give the results file of a finished "
+                                    "run of a known-good build, or record one again and let it finish");
+}
+
+// Reads the baseline for `phase`; a missing, unreadable or partial file is misuse (the setting names it).
 inline LoadedBaseline load_baseline(const std::string& setting, const PhaseDescriptor& phase) {
     LoadedBaseline b;
     b.path = baseline_file(setting, phase);
@@ -71,6 +90,7 @@ inline LoadedBaseline load_baseline(const std::string& setting, const PhaseDescr
     if (b.result.phase != phase)
         throw std::invalid_argument("KVGATE_BASELINE: '" + b.path.string() + "' holds phase '" + b.result.phase.name +
                                     "', this run is '" + phase.name + "'");
+    require_finished_baseline(b, "KVGATE_BASELINE");
     return b;
 }
 
@@ -149,6 +169,24 @@ inline void fold_baseline(Verdict& v, const BaselineRecord& rec) {
                                                  : "the baseline comparison failed to run: ") +
                said + " (the absolute gate passed: " + absolute + ")";
     v.fix = rec.fix;
+}
+
+// What `kvgate compare` decides: the current run's own verdict with the comparison folded in, as a
+// run measured with KVGATE_BASELINE decides, so a run that failed its own gate does not pass here. A
+// run that did not finish decides nothing, however its pairs compare.
+inline Verdict compare_verdict(const PhaseResult& current, const BaselineRecord& rec) {
+    Verdict v = current.verdict;
+    if (current.complete) {
+        fold_baseline(v, rec);
+        return v;
+    }
+    v.outcome = Outcome::error;
+    v.reason = "the current run is partial (" + partial_run(current) +
+               "): it has no verdict, whatever its pairs compare like (baseline " + rec.path + ": " + rec.outcome +
+               ", " + rec.reason + ")";
+    v.fix = "compare the results file of a run that finished (\"complete\": true); re-run the phase and let it "
+            "finish";
+    return v;
 }
 
 }  // namespace kvgate

@@ -1,6 +1,7 @@
-// `kvgate report`: an experiment's results files in, its figures (with their gnuplot scripts and
-// data) and summary.md out, for whichever phases have results. Every input is read and validated,
-// and every output drawn, before any output replaces an existing file.
+// `kvgate report`: a directory's results files in; every experiment's figures (with their gnuplot
+// scripts and data) and one summary.md for all of them out, for whichever phases have results.
+// Every input is read and validated, and every output drawn, before any output replaces an
+// existing file.
 #pragma once
 
 #include <filesystem>
@@ -61,93 +62,111 @@ inline bool has_results(const std::filesystem::path& dir, const Experiment& e) {
     return false;
 }
 
-inline const Experiment* curve_experiment() {
-    for (const auto& e : experiments())
-        if (e.kind == ExperimentKind::curve) return &e;
-    return nullptr;
+inline std::string results_file_list(const std::vector<Experiment>& list) {
+    std::string out;
+    for (const auto& e : list)
+        for (const auto& p : e.phases) out += (out.empty() ? "" : ", ") + p.results_file;
+    return out;
 }
 
-// Experiment 2's section of summary.md, where its results are in `in_dir`; else empty.
-inline std::string curve_section(const std::filesystem::path& in_dir) {
-    const Experiment* e = curve_experiment();
-    if (!e || !has_results(in_dir, *e)) return "";
-    const CurveFile f = read_curve_file(results_path(in_dir, e->phases.front()));
-    return curve_markdown(*e, f, analyse_curve(f.cells, f.confidence), curve_phase1(in_dir));
+inline ReportError no_results(const std::filesystem::path& in_dir, const std::vector<Experiment>& list) {
+    return ReportError(in_dir.string() + ": none of " + results_file_list(list) +
+                       " is here — run a phase first, or point the report at the directory it wrote to");
 }
 
-// Experiment 2: its figure; summary.md too when no hit/miss results share the directory (when
-// they do, their summary carries Experiment 2's section).
-inline void write_curve_reports(const std::filesystem::path& in_dir, const std::filesystem::path& out_dir,
-                                const Experiment& experiment) {
-    const CurveFile f = read_curve_file(results_path(in_dir, experiment.phases.front()));
+// One experiment's part of the report, read and drawn up but not yet written.
+struct ExperimentReport {
+    std::vector<Figure> figures;
+    std::string markdown;             // its sections of summary.md
+    std::vector<ResultLine> results;  // one per results file, for the overview
+};
+
+inline ExperimentReport curve_report(const std::filesystem::path& in_dir, const Experiment& e) {
+    const PhaseDescriptor& phase = e.phases.front();
+    const CurveFile f = read_curve_file(results_path(in_dir, phase));
     const CurveAnalysis a = analyse_curve(f.cells, f.confidence);
     const auto phase1 = curve_phase1(in_dir);
-    bool shares_summary = false;
-    for (const auto& e : experiments()) shares_summary = shares_summary || (e.kind == ExperimentKind::hit_miss && has_results(in_dir, e));
+    return {{curve_figure(e, f, a, phase1)},
+            curve_markdown(e, f, a, phase1),
+            {{phase.title, phase.results_file, curve_outcome(f, a), f.complete}}};
+}
+
+inline ExperimentReport hit_miss_report(const std::filesystem::path& in_dir, const Experiment& e) {
+    std::vector<PhaseResult> phases;
+    for (const auto& phase : e.phases) {
+        const std::filesystem::path file = results_path(in_dir, phase);
+        std::error_code ec;
+        // A file that is there but unreadable is read anyway, so its error is reported.
+        if (std::filesystem::exists(file, ec) || ec) phases.push_back(read_results_file(file, &phase));
+    }
+    if (phases.empty()) throw no_results(in_dir, {e});
+
+    ExperimentReport report;
+    report.figures = {results_figure(e, phases), phase_comparison_figure(e, phases)};
+    if (has_fleet_phase(e)) report.figures.push_back(placement_figure(e, phases));
+    for (const auto& p : phases)
+        if (p.baseline) report.figures.push_back(baseline_figure(p));
+    std::vector<std::string> images;
+    for (const auto& f : report.figures) images.push_back(f.name + ".png");
+    report.markdown = md_phases(phases, images, "Figures: " + e.title);
+    for (const auto& p : phases)
+        report.results.push_back({p.phase.title, p.phase.results_file, p.verdict.outcome, p.complete});
+    return report;
+}
+
+inline ExperimentReport experiment_report(const std::filesystem::path& in_dir, const Experiment& e) {
+    return e.kind == ExperimentKind::curve ? curve_report(in_dir, e) : hit_miss_report(in_dir, e);
+}
+
+// Every figure and the one summary.md, staged together: nothing replaces an existing file unless
+// every experiment's figures were drawn.
+inline void write_experiment_reports(const std::vector<ExperimentReport>& reports,
+                                     const std::filesystem::path& out_dir) {
+    std::vector<ResultLine> results;
+    std::string sections;
+    for (const auto& r : reports) {
+        results.insert(results.end(), r.results.begin(), r.results.end());
+        sections += r.markdown;
+    }
     std::error_code ec;
     std::filesystem::create_directories(out_dir, ec);
     if (ec) throw ReportError(out_dir.string() + ": cannot create the report directory: " + ec.message());
     StagedFiles staged;
-    stage_figure(curve_figure(experiment, f, a, phase1), out_dir, staged);
-    if (!shares_summary)
-        staged.write(out_dir / summary_file_name, "# kvgate report\n" + curve_markdown(experiment, f, a, phase1));
+    for (const auto& r : reports)
+        for (const auto& f : r.figures) stage_figure(f, out_dir, staged);
+    staged.write(out_dir / summary_file_name, "# kvgate report\n\n" + overview_markdown(results) + sections);
     staged.commit();
 }
 
 }  // namespace report_detail
 
+// One experiment's figures and summary.md, for a directory that holds only its results: summary.md
+// speaks for the whole directory, so other experiments' results there are refused rather than
+// left out of it (write_all_reports reports them all).
 inline void write_reports(const std::filesystem::path& in_dir, const std::filesystem::path& out_dir,
                           const Experiment& experiment = default_experiment()) {
-    if (experiment.kind == ExperimentKind::curve) return report_detail::write_curve_reports(in_dir, out_dir, experiment);
-    std::vector<PhaseResult> phases;
-    std::string expected;
-    for (const auto& phase : experiment.phases) {
-        const std::filesystem::path file = results_path(in_dir, phase);
-        expected += (expected.empty() ? "" : ", ") + phase.results_file;
-        std::error_code ec;
-        // A file that is there but unreadable is read anyway, so its error is reported.
-        if (std::filesystem::exists(file, ec) || ec) phases.push_back(read_results_file(file, &phase));
-    }
-    if (phases.empty())
-        throw ReportError(in_dir.string() + ": none of " + expected +
-                          " is here — run a phase first, or point the report at the directory it wrote to");
-
-    std::vector<Figure> figures = {results_figure(experiment, phases), phase_comparison_figure(experiment, phases)};
-    if (has_fleet_phase(experiment)) figures.push_back(placement_figure(experiment, phases));
-    for (const auto& p : phases)
-        if (p.baseline) figures.push_back(baseline_figure(p));
-    std::vector<std::string> images;
-    for (const auto& f : figures) images.push_back(f.name + ".png");
-    const std::string summary = summary_markdown(phases, images) + report_detail::curve_section(in_dir);
-
-    std::error_code ec;
-    std::filesystem::create_directories(out_dir, ec);
-    if (ec) throw ReportError(out_dir.string() + ": cannot create the report directory: " + ec.message());
-    StagedFiles staged;
-    for (const auto& f : figures) stage_figure(f, out_dir, staged);
-    staged.write(out_dir / summary_file_name, summary);
-    staged.commit();
+    for (const auto& other : experiments())
+        if (other.id != experiment.id && report_detail::has_results(in_dir, other))
+            throw ReportError(in_dir.string() + ": holds results of '" + other.title + "' (" +
+                              report_detail::results_file_list({other}) + ") besides '" + experiment.title +
+                              "'; report the whole directory (kvgate report, write_all_reports) so that summary.md "
+                              "carries every verdict");
+    report_detail::write_experiment_reports({report_detail::experiment_report(in_dir, experiment)}, out_dir);
 }
 
-// Reports for every experiment that has a results file in `in_dir`; returns those experiments.
+// Figures for every experiment that has a results file in `in_dir`, and one summary.md for all of
+// them, replaced together or not at all; returns those experiments.
 inline std::vector<const Experiment*> write_all_reports(const std::filesystem::path& in_dir,
                                                         const std::filesystem::path& out_dir) {
     std::vector<const Experiment*> reported;
-    std::string expected;
+    std::vector<report_detail::ExperimentReport> reports;
     for (const auto& e : experiments()) {
-        bool any = false;
-        for (const auto& p : e.phases) {
-            std::error_code ec;
-            any = any || std::filesystem::exists(results_path(in_dir, p), ec) || ec;
-            expected += (expected.empty() ? "" : ", ") + p.results_file;
-        }
-        if (!any) continue;
-        write_reports(in_dir, out_dir, e);
+        if (!report_detail::has_results(in_dir, e)) continue;
+        reports.push_back(report_detail::experiment_report(in_dir, e));
         reported.push_back(&e);
     }
-    if (reported.empty())
-        throw ReportError(in_dir.string() + ": none of " + expected +
-                          " is here — run a phase first, or point the report at the directory it wrote to");
+    if (reported.empty()) throw report_detail::no_results(in_dir, experiments());
+    report_detail::write_experiment_reports(reports, out_dir);
     return reported;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kvgate/records.hpp"
+#include "kvgate/report_markdown.hpp"
 #include "kvgate/report_plot.hpp"
 #include "kvgate/stats.hpp"
 
@@ -92,14 +93,18 @@ inline Figure baseline_figure(const PhaseResult& r) {
     return {name, d.str(), s.str()};
 }
 
+// `kvgate compare`'s report: r.verdict is the decision (compare_verdict), r.baseline the comparison.
 inline std::string baseline_markdown(const PhaseResult& r, const std::string& figure_file) {
     using report_detail::format_fixed;
     const BaselineRecord& b = *r.baseline;
     std::ostringstream s;
     s << "# kvgate compare: " << r.phase.title << "\n\n"
-      << "**" << b.outcome << "** — " << b.reason << "\n\n";
-    if (!b.fix.empty()) s << "**Fix:** " << b.fix << "\n\n";
-    s << "| | baseline | current |\n|---|---:|---:|\n"
+      << "**" << report_detail::md_outcome(r.verdict.outcome) << "** — " << report_detail::md_line(r.verdict.reason)
+      << "\n\n";
+    if (!r.verdict.fix.empty()) s << "**Fix:** " << report_detail::md_line(r.verdict.fix) << "\n\n";
+    s << "The comparison alone: **" << b.outcome << "** — " << report_detail::md_line(b.reason)
+      << (b.fix.empty() ? "" : " (fix: " + report_detail::md_line(b.fix) + ")") << "\n\n"
+      << "| | baseline | current |\n|---|---:|---:|\n"
       << "| results | `" << b.path << "` | |\n"
       << "| git revision | `" << b.revision << "` | `" << r.git_revision << "` |\n"
       << "| started | " << b.timestamp << " | " << r.timestamp << " |\n"

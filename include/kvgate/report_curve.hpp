@@ -167,6 +167,14 @@ inline Figure curve_figure(const Experiment& e, const CurveFile& f, const CurveA
     return {name, d.str(), s.str()};
 }
 
+// The sweep's verdict, as `kvgate curve`'s exit status gives it (every cell's reported reuse agrees
+// with the prediction, and the fit stands), except that a sweep that did not finish is an error, as
+// a phase stopped by a fault is.
+inline Outcome curve_outcome(const CurveFile& f, const CurveAnalysis& a) {
+    if (!f.complete) return Outcome::error;
+    return a.flagged == 0 && a.fit.ok() ? Outcome::pass : Outcome::fail;
+}
+
 // The summary.md section: the answer in one sentence, then the fit, the evidence, Experiment 1.
 inline std::string curve_markdown(const Experiment& e, const CurveFile& f, const CurveAnalysis& a,
                                   const std::optional<PhaseResult>& phase1) {

@@ -236,21 +236,71 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
     md_fleet(s, r);
 }
 
-}  // namespace report_detail
-
-// `figure_files`: image paths relative to where the Markdown will be read (e.g. beside it).
-inline std::string summary_markdown(const std::vector<PhaseResult>& phases,
-                                    const std::vector<std::string>& figure_files) {
+// Each phase's section, then the figures under `figures_heading`.
+inline std::string md_phases(const std::vector<PhaseResult>& phases, const std::vector<std::string>& figure_files,
+                             const std::string& figures_heading) {
     std::ostringstream s;
-    s << "# kvgate: prefix-cache invalidation cost\n\n";
     if (phases.empty()) s << "No phase results.\n\n";
-    for (const auto& phase : phases) report_detail::md_phase(s, phase);
+    for (const auto& phase : phases) md_phase(s, phase);
     if (!figure_files.empty()) {
-        s << "## Figures\n\n";
+        s << "## " << figures_heading << "\n\n";
         for (const auto& f : figure_files)
             s << "![" << std::filesystem::path(f).stem().string() << "](" << f << ")\n\n";
     }
     return s.str();
+}
+
+// How bad an outcome is for the directory's overall one: a result that decided nothing (error) is
+// worst, then a regression shown (fail), then a measurement that cannot be trusted, then no decision.
+inline int severity(Outcome o) {
+    switch (o) {
+        case Outcome::pass: return 0;
+        case Outcome::indeterminate: return 1;
+        case Outcome::unverified: return 2;
+        case Outcome::fail: return 3;
+        case Outcome::error: return 4;
+    }
+    return 4;
+}
+
+}  // namespace report_detail
+
+// One result's line in a directory summary's overview.
+struct ResultLine {
+    std::string title;         // the phase's (or sweep's) title
+    std::string results_file;  // its file in the directory
+    Outcome outcome = Outcome::error;
+    bool complete = false;
+};
+
+// The worst outcome of `results` (see report_detail::severity); error for none.
+inline Outcome overall_outcome(const std::vector<ResultLine>& results) {
+    if (results.empty()) return Outcome::error;
+    Outcome worst = Outcome::pass;
+    for (const auto& r : results)
+        if (report_detail::severity(r.outcome) > report_detail::severity(worst)) worst = r.outcome;
+    return worst;
+}
+
+// The head of a directory's summary.md: the overall outcome, then every result's verdict, so no
+// experiment's verdict hides behind another's sections.
+inline std::string overview_markdown(const std::vector<ResultLine>& results) {
+    using report_detail::md_outcome;
+    std::ostringstream s;
+    s << "**" << md_outcome(overall_outcome(results)) << "** — the worst verdict of the " << results.size()
+      << " result" << (results.size() == 1 ? "" : "s") << " in this directory:\n\n"
+      << "| result | results file | verdict |\n|---|---|---|\n";
+    for (const auto& r : results)
+        s << "| " << r.title << " | `" << r.results_file << "` | " << md_outcome(r.outcome)
+          << (r.complete ? "" : " (incomplete run)") << " |\n";
+    s << "\n";
+    return s.str();
+}
+
+// `figure_files`: image paths relative to where the Markdown will be read (e.g. beside it).
+inline std::string summary_markdown(const std::vector<PhaseResult>& phases,
+                                    const std::vector<std::string>& figure_files) {
+    return "# kvgate: prefix-cache invalidation cost\n\n" + report_detail::md_phases(phases, figure_files, "Figures");
 }
 
 }  // namespace kvgate

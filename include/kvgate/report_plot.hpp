@@ -41,18 +41,26 @@ namespace report_detail {
 inline constexpr const char* hit_colour = "#0072B2";
 inline constexpr const char* miss_colour = "#D55E00";
 
-// A gnuplot double-quoted string literal.
+// A gnuplot string that stays text whatever `s` holds (a server's version, a model name, a file's
+// git_revision): single-quoted, because gnuplot runs `command` inside double quotes and expands
+// @macros outside quotes, while inside single quotes nothing is special but the closing quote. The
+// text itself never holds one: a quote or a line break closes the string and joins "\047" or "\n"
+// to it with gnuplot's `.` (gnuplot's '' escape misreads runs of quotes, and its macro scan counts
+// a literal quote anywhere on the line). Other control characters become spaces.
 inline std::string gp_quote(const std::string& s) {
-    std::string out = "\"";
+    std::string out = "'";
     for (char c : s) {
-        if (c == '\\' || c == '"') out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '\'')
+            out += "'.\"\\047\".'";
+        else if (c == '\n')
+            out += "'.\"\\n\".'";
+        else if (byte < 0x20 || byte == 0x7f)
+            out += ' ';
+        else
+            out += c;
     }
-    return out + "\"";
+    return out + "'";
 }
 
 inline std::string dat_number(double v) { return std::isfinite(v) ? format_fixed(v, 3) : "NaN"; }
