@@ -175,6 +175,19 @@ int report(const std::vector<std::string>& args) {
 int clear(const std::vector<std::string>& args) {
     kvgate::Settings s;
     no_more(load(s, args));
+    // A baseline inside the directory this run clears (and then writes its own results into) would be
+    // gone, or replaced, before the gates compare with it.
+    if (!s.baseline.empty()) {
+        const auto out = std::filesystem::weakly_canonical(s.out).string() + "/";
+        const auto baseline = std::filesystem::weakly_canonical(s.baseline).string() + "/";
+        if (baseline.rfind(out, 0) == 0) {
+            std::cerr << "kvgate clear: KVGATE_BASELINE=" << s.baseline << " is inside KVGATE_OUT (" << s.out
+                      << "), which this run clears and then writes its own results into; nothing removed. Copy the "
+                         "baseline out first and name the copy, e.g. cp -r "
+                      << s.out << " kvgate-baseline && KVGATE_BASELINE=$PWD/kvgate-baseline ctest ...\n";
+            return kExitError;
+        }
+    }
     const auto removed = kvgate::clear_results(s.out);
     std::cout << "cleared " << s.out << ": " << removed.size() << " file(s) of an earlier run removed\n";
     return 0;

@@ -92,15 +92,15 @@ fi
 out_dir=$work/reports
 mkdir -p "$out_dir"
 echo '{}' > "$out_dir/results_phase1.json"
-if msg=$(KVGATE_OUT=$out_dir KVGATE_BASELINE=$out_dir bash "$here/reports_clear.sh" "$cli" 2>&1); then
+if msg=$(KVGATE_OUT=$out_dir KVGATE_BASELINE=$out_dir "$cli" clear 2>&1); then
   bad "reports.clear accepted KVGATE_BASELINE=KVGATE_OUT: $msg"
 fi
 [ -f "$out_dir/results_phase1.json" ] || bad "reports.clear removed the baseline inside KVGATE_OUT"
-if msg=$(KVGATE_OUT=$out_dir KVGATE_BASELINE=$out_dir/results_phase1.json bash "$here/reports_clear.sh" "$cli" 2>&1); then
+if msg=$(KVGATE_OUT=$out_dir KVGATE_BASELINE=$out_dir/results_phase1.json "$cli" clear 2>&1); then
   bad "reports.clear accepted a baseline file inside KVGATE_OUT: $msg"
 fi
 mkdir -p "$work/baseline"
-msg=$(KVGATE_OUT=$out_dir KVGATE_BASELINE=$work/baseline bash "$here/reports_clear.sh" "$cli" 2>&1) \
+msg=$(KVGATE_OUT=$out_dir KVGATE_BASELINE=$work/baseline "$cli" clear 2>&1) \
   || bad "reports.clear failed with the baseline outside KVGATE_OUT: $msg"
 [ ! -f "$out_dir/results_phase1.json" ] || bad "reports.clear left an earlier run's results in KVGATE_OUT"
 
