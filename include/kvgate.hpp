@@ -13,6 +13,7 @@
 #include "kvgate/dialect.hpp"
 #include "kvgate/vllm.hpp"
 #include "kvgate/llamacpp.hpp"
+#include "kvgate/bounded_client.hpp"
 #include "kvgate/http_engine.hpp"
 #include "kvgate/fleet_engine.hpp"
 #include "kvgate/python_engine.hpp"

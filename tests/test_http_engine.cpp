@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kvgate/http_engine.hpp"
+#include "kvgate/llamacpp.hpp"
 #include "kvgate/protocol.hpp"
 #include "kvgate/results_json.hpp"
 #include "kvgate/vllm.hpp"
@@ -728,4 +729,214 @@ TEST_CASE("HttpEngine: a server that drops the connection after every stream los
     }
     std::lock_guard<std::mutex> lock(mutex);
     CHECK(std::count(answered.begin(), answered.end(), "POST") == 3);
+}
+
+// ---- What the server says of itself --------------------------------------------------------------
+
+TEST_CASE("HttpEngine: what a server says of itself is masked like its fault messages", "[http][mask]") {
+    // Echoes the request's Authorization header in every string it returns.
+    LoopbackServer server([](Connection& conn) {
+        while (auto req = conn.read_request()) {
+            const std::string echo = req->header("authorization");
+            if (req->path == "/version")
+                conn.send(wire::json_response(200, "OK", R"({"version":"0.9 )" + echo + R"("})"));
+            else if (req->path == "/props")
+                conn.send(wire::json_response(200, "OK", R"({"build_info":"b1-)" + echo + R"("})"));
+            else if (req->path == "/detokenize")
+                conn.send(wire::json_response(200, "OK", R"({"prompt":"text )" + echo + R"("})"));
+            else
+                conn.send(wire::json_response(404, "Not Found", "{}"));
+        }
+    });
+    {  // one engine at a time: the server serves one connection at a time
+        HttpEngine vllm_engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+        CHECK(vllm_engine.describe().version == "0.9 Bearer ***");
+        CHECK(vllm_engine.detokenize({1, 2}) == std::optional<std::string>("text Bearer ***"));
+    }
+    HttpEngine llama_engine(settings_for(server.url()), std::make_unique<llamacpp::Dialect>());
+    CHECK(llama_engine.describe().version == "llama.cpp b1-Bearer ***");
+}
+
+// ---- Bounds: a deadline for the whole request, a cap on the bytes kept ---------------------------
+
+namespace {
+
+// Sends `piece` every `every` for `for_at_most`; false as soon as the client has gone.
+bool drip(Connection& conn, const std::string& piece, milliseconds every, milliseconds for_at_most) {
+    for (const auto until = Clock::now() + for_at_most; Clock::now() < until;)
+        if (!conn.send(piece) || !conn.pause(every)) return false;
+    return true;
+}
+
+Settings deadline_settings(const std::string& url) {
+    auto s = settings_for(url);
+    s.read_timeout_s = 0.3;  // every drip below comes well within it
+    s.request_timeout_s = 1;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("HttpEngine: a stream kept alive by SSE comments ends at the request deadline", "[http][deadline]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send(wire::sse_head() + role_chunk());
+        // Unbounded, it would last as long as the server likes: here 5 s, then a stream of no token.
+        if (drip(conn, wire::chunk(": keep-alive\n\n"), milliseconds(50), milliseconds(5000))) conn.send(done_and_end());
+    }));
+    HttpEngine engine(deadline_settings(server.url()), std::make_unique<vllm::Dialect>());
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "stalled_mid_stream", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains("did not end within the request deadline of 1 s") &&
+                                     Catch::Contains(server.url()) && Catch::Contains("--request-timeout-s"));
+    CHECK(c.record.stamps.first_event_ms);
+    CHECK(elapsed_ms >= 950);
+    CHECK(elapsed_ms < 2500);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: response headers sent a line at a time end at the request deadline", "[http][deadline]") {
+    LoopbackServer server(fault_then_reply([](Connection& conn) {
+        conn.send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n");
+        if (drip(conn, "X-Wait: 1\r\n", milliseconds(50), milliseconds(5000)))
+            conn.send("Transfer-Encoding: chunked\r\n\r\n" + role_chunk() + content_chunk("Hi") + done_and_end());
+    }));
+    auto settings = deadline_settings(server.url());
+    settings.request_timeout_s = 0;  // derived: 4 x 0.3 s
+    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+    const auto [c, elapsed_ms] = timed_complete(engine);
+    check_fault(c, "read_timeout_before_headers", "headers");
+    CHECK_THAT(c.fault->message, Catch::Contains("no complete response headers within the request deadline of 1.2 s "
+                                                 "(4 x the read timeout)") &&
+                                     Catch::Contains("KVGATE_REQUEST_TIMEOUT_S"));
+    CHECK_FALSE(c.record.stamps.headers_ms);
+    CHECK(elapsed_ms >= 1150);
+    CHECK(elapsed_ms < 2700);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: a side request that drips ends at the deadline, once, its value unknown", "[http][deadline]") {
+    std::atomic<int> version_asked{0};
+    LoopbackServer server([&](Connection& conn) {
+        while (auto req = conn.read_request()) {
+            if (req->path != "/version") {
+                conn.send(wire::json_response(404, "Not Found", "{}"));
+                continue;
+            }
+            ++version_asked;
+            conn.send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n");
+            drip(conn, " ", milliseconds(50), milliseconds(5000));
+            return;
+        }
+    });
+    HttpEngine engine(deadline_settings(server.url()), std::make_unique<vllm::Dialect>());
+    const auto start = Clock::now();
+    const EngineInfo info = engine.describe();
+    const double elapsed_ms = ms_between(start, Clock::now());
+    CHECK(info.version.empty());
+    CHECK(elapsed_ms >= 950);
+    CHECK(elapsed_ms < 2500);
+    CHECK(version_asked == 1);  // not sent again: another try would wait as long
+}
+
+TEST_CASE("HttpEngine: a run whose server keeps its streams alive with comments stops at the deadline, recorded",
+          "[http][deadline]") {
+    // One request per connection, so that the side connection and the timed one take turns.
+    LoopbackServer server([](Connection& conn) {
+        const auto req = conn.read_request();
+        if (!req) return;
+        if (req->path == "/v1/models") {
+            conn.send(closing_reply(200, "OK", R"({"object":"list","data":[]})"));
+        } else if (req->path == "/v1/chat/completions") {
+            conn.send(wire::sse_head() + role_chunk());
+            if (drip(conn, wire::chunk(": ping\n\n"), milliseconds(50), milliseconds(3000)))
+                conn.send(content_chunk("Hi") + usage_chunk() + done_and_end());
+        } else {
+            conn.send(closing_reply(404, "Not Found", "{}"));
+        }
+        conn.close();
+    });
+    Settings s = deadline_settings(server.url());
+    s.trials = 2;
+    s.warmup = 0;
+    s.settle_ms = 0;
+    s.seed = 7;
+    HttpEngine engine(s, std::make_unique<vllm::Dialect>());
+    const PhaseResult r = run_phase(engine, s, phase_descriptor("phase1"));
+    REQUIRE(r.fault);
+    CHECK_FALSE(r.complete);
+    CHECK_THAT(r.fault->message, Catch::StartsWith("trial 1 ") && Catch::Contains("warm request, stage stream") &&
+                                     Catch::Contains("request deadline of 1 s") && Catch::Contains("--request-timeout-s"));
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("kvgate-deadline-" + std::to_string(::getpid()) + "-results_phase1.json");
+    REQUIRE_NOTHROW(write_results(r, path));
+    std::ifstream in(path);
+    const auto doc = nlohmann::json::parse(in, nullptr, false);
+    std::filesystem::remove(path);
+    REQUIRE_FALSE(doc.is_discarded());
+    CHECK(doc["fault"]["stage"] == "stream");
+}
+
+TEST_CASE("HttpEngine: an endless stream is cut at the 64 MiB body limit", "[http][limits]") {
+    std::atomic<bool> all_sent{false};
+    LoopbackServer server(fault_then_reply([&](Connection& conn) {
+        const std::string comment = wire::chunk(": " + std::string(64 * 1024, 'x') + "\n\n");
+        bool sent = conn.send(wire::sse_head() + role_chunk());
+        for (std::size_t total = 0; sent && total < (std::size_t{72} << 20); total += comment.size())
+            sent = conn.send(comment);
+        if (sent) all_sent = conn.send(content_chunk("Hi") + done_and_end());
+    }));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "no_done", "stream");
+    CHECK_THAT(c.fault->message, Catch::Contains("passed 64 MiB without 'data: [DONE]'") &&
+                                     Catch::Contains("kvgate stopped reading"));
+    CHECK_FALSE(all_sent);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: an endless error body is cut at 1 MiB, and the fault still quotes the server", "[http][limits]") {
+    std::atomic<bool> all_sent{false};
+    LoopbackServer server(fault_then_reply([&](Connection& conn) {
+        const std::string filler = wire::chunk(std::string(64 * 1024, 'x'));
+        bool sent = conn.send("HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n" + wire::chunk("upstream failed: "));
+        for (std::size_t total = 0; sent && total < (std::size_t{32} << 20); total += filler.size())
+            sent = conn.send(filler);
+        if (sent) all_sent = conn.send(wire::last_chunk());
+    }));
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    const auto c = engine.complete("Say hello", 3);
+    check_fault(c, "http_status", "headers");
+    CHECK_THAT(c.fault->message, Catch::Contains("HTTP 500") && Catch::Contains("upstream failed: xxx") &&
+                                     Catch::Contains("the error body passed 1 MiB"));
+    CHECK(c.fault->message.size() < 1000);
+    CHECK_FALSE(all_sent);
+    check_next_request_succeeds(engine);
+}
+
+TEST_CASE("HttpEngine: a side answer past the body limit is no answer, and is not asked again", "[http][limits]") {
+    std::atomic<int> metrics_asked{0};
+    std::atomic<bool> all_sent{false};
+    LoopbackServer server([&](Connection& conn) {
+        while (auto req = conn.read_request()) {
+            if (req->path != "/metrics") {
+                conn.send(wire::json_response(404, "Not Found", "{}"));
+                continue;
+            }
+            ++metrics_asked;
+            // 72 MiB of comment lines, then valid counters.
+            const std::string line = "# " + std::string(64 * 1024 - 3, 'x') + "\n";
+            const std::string counters = "vllm:prefix_cache_queries_total 10\nvllm:prefix_cache_hits_total 5\n";
+            const std::size_t lines = 72 * 16;
+            bool sent = conn.send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                                  std::to_string(lines * line.size() + counters.size()) + "\r\n\r\n");
+            for (std::size_t i = 0; sent && i < lines; ++i) sent = conn.send(line);
+            if (!sent) return;
+            all_sent = conn.send(counters);
+        }
+    });
+    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    CHECK_FALSE(engine.prefix_cache_counters().available);
+    CHECK_FALSE(all_sent);
+    CHECK(metrics_asked == 1);
 }

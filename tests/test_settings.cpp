@@ -145,3 +145,14 @@ TEST_CASE("the TTFT compared is the client's unless the engine's own is asked fo
     CHECK_THROWS_WITH(apply_flags(s, {"--ttft", "server"}),
                       Catch::Contains("KVGATE_TTFT") && Catch::Contains("'client' nor 'engine'"));
 }
+
+TEST_CASE("a whole request's deadline is four read timeouts unless set", "[settings]") {
+    Settings s;
+    CHECK(s.request_timeout_s == 0);
+    CHECK(request_deadline_s(s) == 480);
+    s.read_timeout_s = 3;
+    CHECK(request_deadline_s(s) == 12);
+    apply_flags(s, {"--request-timeout-s", "30"});
+    CHECK(request_deadline_s(s) == 30);
+    CHECK_THROWS_WITH(apply_flags(s, {"--request-timeout-s", "-1"}), Catch::Contains("KVGATE_REQUEST_TIMEOUT_S"));
+}

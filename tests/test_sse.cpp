@@ -324,3 +324,37 @@ TEST_CASE("StreamReader: a dialect reads what its server adds to the chunks", "[
     REQUIRE(record.engine_ttft_ms);
     CHECK(*record.engine_ttft_ms == 3.25);
 }
+
+// ---- Bounds: what one event may hold ---------------------------------------------------------------
+
+TEST_CASE("SseParser: an event past its cap stops the parser, and the events before it stand", "[sse][limits]") {
+    SseParser parser(64);
+    CHECK(describe(parser.feed("data: ok\n\n" + std::string(100, 'x'))) == std::vector<std::string>{"event=message id= data=ok"});
+    CHECK(parser.overflowed());
+    CHECK(parser.feed("\n\ndata: late\n\n").empty());  // nothing after the overflow is read
+
+    // The data lines of one event count together, and a comment line counts too.
+    SseParser lines(64);
+    std::string many;
+    for (int i = 0; i < 20; ++i) many += "data: 12345\n";
+    CHECK(lines.feed(many).empty());
+    CHECK(lines.overflowed());
+    SseParser comment(64);
+    comment.feed(":" + std::string(100, 'c'));
+    CHECK(comment.overflowed());
+
+    SseParser under(64);
+    CHECK(under.feed("data: " + std::string(50, 'y') + "\n\n").size() == 1);
+    CHECK_FALSE(under.overflowed());
+    CHECK(SseParser().max_event_bytes() == std::size_t{16} << 20);
+}
+
+TEST_CASE("StreamReader: a line that never ends is a malformed stream past 16 MiB, and says so", "[sse][limits]") {
+    StreamReader reader;
+    reader.on_headers(at_ms(0), 200);
+    const std::string endless((std::size_t{16} << 20) + 1, 'x');
+    CHECK_FALSE(feed(reader, 1, endless));
+    REQUIRE(reader.fault());
+    CHECK(reader.fault()->kind == FaultKind::malformed_chunk);
+    CHECK_THAT(reader.fault()->message, Catch::Contains("passed 16 MiB without ending"));
+}

@@ -4,10 +4,16 @@
 // replica whose prefix-cache counters moved: that replica served it (requests are sequential).
 // The run's Prometheus evidence is the sum over the replicas, each replica's share kept beside it
 // (the router's own /metrics forwards to one replica only).
+// The API key goes to the hosts the user named only: the router (KVGATE_URL) and the replicas of
+// KVGATE_FLEET_REPLICA_URLS. A replica learned from the router's /list_workers gets it only where
+// its scheme and host are the router's (its port may differ); vLLM asks no key for /metrics, and
+// replicas that do can be named. Every URL the router lists is masked like a fault message.
 #pragma once
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -55,6 +61,21 @@ inline std::string csv(const std::vector<std::string>& items) {
     return out;
 }
 
+// "scheme://host" of a server root as checked_url() leaves it, lower-cased, without its port.
+inline std::string scheme_and_host(const std::string& url) {
+    const auto scheme = url.find("://");
+    const auto host = scheme == std::string::npos ? 0 : scheme + 3;
+    auto end = url.size();
+    if (host < url.size() && url[host] == '[') {  // [IPv6]:port
+        if (const auto bracket = url.find(']', host); bracket != std::string::npos) end = bracket + 1;
+    } else if (const auto colon = url.find(':', host); colon != std::string::npos) {
+        end = colon;
+    }
+    std::string out = url.substr(0, end);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
 }  // namespace detail
 
 class FleetEngine : public Engine {
@@ -62,23 +83,26 @@ public:
     explicit FleetEngine(const Settings& settings)
         : settings_(settings), router_(settings, std::make_unique<vllm::Dialect>()) {
         if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key) api_key_ = key;
-        urls_ = settings.fleet_replica_urls.empty() ? ask_router() : split_url_list(settings.fleet_replica_urls);
+        const bool named = !settings.fleet_replica_urls.empty();
+        urls_ = named ? split_url_list(settings.fleet_replica_urls) : ask_router();
+        const std::string router_host = detail::scheme_and_host(checked_url(settings.url));
         for (const auto& url : urls_) {
-            auto client = std::make_unique<httplib::Client>(url);
-            if (!client->is_valid()) throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS: '" + url + "' is not a usable URL");
-            const auto us = [](double s) { return std::chrono::microseconds(static_cast<std::int64_t>(s * 1e6)); };
-            client->set_keep_alive(true);
-            client->set_connection_timeout(us(settings.connect_timeout_s));
-            client->set_read_timeout(us(settings.read_timeout_s));
-            replicas_.push_back(std::move(client));
+            try {
+                replicas_.push_back(std::make_unique<BoundedClient>(
+                    url, settings, named ? "KVGATE_FLEET_REPLICA_URLS" : "the router's /list_workers"));
+            } catch (const std::invalid_argument& e) {  // the URL may be the router's words
+                throw std::invalid_argument(detail::server_text(e.what(), api_key_));
+            }
+            keyed_.push_back(named || detail::scheme_and_host(url) == router_host);
         }
     }
 
+    // As kvgate connects to them; describe() masks them.
     const std::vector<std::string>& replica_urls() const { return urls_; }
 
     EngineInfo describe() override {
         EngineInfo info = router_.describe();
-        info.replica_urls = urls_;
+        for (const auto& url : urls_) info.replica_urls.push_back(detail::server_text(url, api_key_));
         info.router_policy = settings_.fleet_policy;
         return info;
     }
@@ -132,14 +156,15 @@ private:
     }
 
     std::vector<std::string> ask_router() {
-        httplib::Client client(settings_.url);  // checked by the router engine
-        client.set_connection_timeout(std::chrono::microseconds(static_cast<std::int64_t>(settings_.connect_timeout_s * 1e6)));
-        httplib::Headers h;
-        if (!api_key_.empty()) h.emplace("Authorization", "Bearer " + api_key_);
-        const auto res = client.Get("/list_workers", h);
-        const std::string said = res ? "HTTP " + std::to_string(res->status) : "no answer (" + httplib::to_string(res.error()) + ")";
+        BoundedClient router(checked_url(settings_.url), settings_, "KVGATE_URL");
+        const Fetched res = router.fetch("GET", "/list_workers", headers(true));
+        const std::string said =
+            res.status ? "HTTP " + std::to_string(res.status)
+            : res.expired ? "no whole answer within " + seconds_text(router.deadline_s())
+            : res.over_limit ? "an answer past " + mib_text(max_body_bytes)
+                             : "no answer (" + httplib::to_string(res.error) + ")";
         std::vector<std::string> urls;
-        if (res && res->status == 200) urls = detail::worker_urls_from_json(res->body);
+        if (res.status == 200) urls = detail::worker_urls_from_json(res.body);
         if (urls.empty())
             throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS is empty and the router at " + settings_.url +
                                         " did not list its workers (GET /list_workers: " + said +
@@ -147,19 +172,25 @@ private:
         try {
             return split_url_list(detail::csv(urls));
         } catch (const std::invalid_argument& e) {
-            throw std::invalid_argument(std::string("the router's /list_workers names a replica kvgate cannot use (") +
-                                        e.what() + "); name the replicas with --fleet-replica-urls");
+            throw std::invalid_argument(detail::server_text(
+                std::string("the router's /list_workers names a replica kvgate cannot use (") + e.what() +
+                    "); name the replicas with --fleet-replica-urls",
+                api_key_));
         }
+    }
+
+    httplib::Headers headers(bool keyed) const {
+        httplib::Headers h;
+        if (keyed && !api_key_.empty()) h.emplace("Authorization", "Bearer " + api_key_);
+        return h;
     }
 
     // Every replica's counters now, in replica order; an unreadable one is available = false.
     std::vector<CounterSnapshot> snapshot() {
-        httplib::Headers h;
-        if (!api_key_.empty()) h.emplace("Authorization", "Bearer " + api_key_);
         std::vector<CounterSnapshot> out;
-        for (auto& client : replicas_) {
-            const auto res = client->Get("/metrics", h);
-            out.push_back(res && res->status == 200 ? vllm::metrics_view(res->body).counters : CounterSnapshot{});
+        for (std::size_t i = 0; i < replicas_.size(); ++i) {
+            const Fetched res = replicas_[i]->fetch("GET", "/metrics", headers(keyed_[i]));
+            out.push_back(res.status == 200 ? vllm::metrics_view(res.body).counters : CounterSnapshot{});
         }
         return out;
     }
@@ -174,7 +205,8 @@ private:
     HttpEngine router_;
     std::string api_key_;
     std::vector<std::string> urls_;
-    std::vector<std::unique_ptr<httplib::Client>> replicas_;  // the side connections to each /metrics
+    std::vector<std::unique_ptr<BoundedClient>> replicas_;  // the side connections to each /metrics
+    std::vector<bool> keyed_;                                // per replica: sent the API key (see the top)
 };
 
 }  // namespace kvgate

@@ -5,18 +5,24 @@
 // TTFT = request handed to cpp-httplib -> arrival of the bytes that carry the first generated token
 // (first non-empty content, reasoning content or completion text). Stamps are taken when bytes
 // arrive; parsing waits until the stream has ended, so it never delays a stamp.
+// Every request has a deadline and a cap on the bytes kept (bounded_client.hpp). What the server
+// says of itself (version, decoded text) is masked like a fault message: the API key never leaves.
 #pragma once
 
 #include <httplib.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "bounded_client.hpp"
 #include "dialect.hpp"
 #include "engine.hpp"
 #include "evidence.hpp"
@@ -40,6 +46,11 @@ inline std::string server_error_message(const std::string& body, const std::stri
         if (j.contains("detail")) return fault_excerpt(j["detail"].dump(), limit, secret);
     }
     return fault_excerpt(body, limit, secret);
+}
+
+// A string the server chose, fit for a record or a report: `secret` masked, valid UTF-8.
+inline std::string server_text(const std::string& text, const std::string& secret) {
+    return valid_utf8(redacted(text, secret));
 }
 
 inline std::optional<double> since(Clock::time_point t0, std::optional<Clock::time_point> t) {
@@ -75,6 +86,13 @@ public:
         for (auto& event : parser_.feed(std::string_view(data, len))) {
             if (!first_event_at_) first_event_at_ = at;
             if (!on_event(at, event)) return false;
+        }
+        if (parser_.overflowed()) {
+            fault_ = Fault{FaultKind::malformed_chunk, FaultStage::stream,
+                           "an SSE line or event passed " + mib_text(parser_.max_event_bytes()) +
+                               " without ending (no blank line): this is no stream of server-sent events kvgate can "
+                               "read; check that the URL is the OpenAI-compatible server"};
+            return false;
         }
         return true;
     }
@@ -189,8 +207,8 @@ public:
     HttpEngine(const Settings& settings, std::unique_ptr<OpenAiDialect> dialect)
         : settings_(checked(settings)),
           dialect_(std::move(dialect)),
-          client_(make_client(settings_)),
-          side_(make_client(settings_)) {
+          client_(std::make_unique<BoundedClient>(settings_.url, settings_, "KVGATE_URL")),
+          side_(std::make_unique<BoundedClient>(settings_.url, settings_, "KVGATE_URL")) {
         if (!dialect_) throw std::invalid_argument("HttpEngine needs a dialect (engines.hpp makes one per engine kind)");
         if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key) api_key_ = key;
     }
@@ -200,7 +218,7 @@ public:
         info.name = dialect_->engine_name();
         info.url = settings_.url;
         info.endpoint = path();
-        info.version = dialect_->version(side_request());
+        info.version = detail::server_text(dialect_->version(side_request()), api_key_);
         const auto view = metrics();
         info.block_size = view.block_size;
         info.prefix_caching = view.prefix_caching.value_or(true);
@@ -217,7 +235,9 @@ public:
     }
 
     std::optional<std::string> detokenize(const std::vector<int>& ids) override {
-        return dialect_->detokenize(side_request(), settings_.model, ids);
+        auto text = dialect_->detokenize(side_request(), settings_.model, ids);
+        if (text) *text = detail::server_text(*text, api_key_);
+        return text;
     }
 
     Completion complete(const std::string& prompt, int max_tokens) override {
@@ -251,8 +271,14 @@ private:
     // inside its timing. A cheap request takes that race instead, retried once on a fresh
     // connection; its answer is not used.
     void refresh_connection() {
-        if (!client_->Get("/v1/models", headers())) client_->Get("/v1/models", headers());
+        if (client_->fetch("GET", "/v1/models", headers()).unanswered()) client_->fetch("GET", "/v1/models", headers());
     }
+
+    // One arrival of stream bytes: when, and where in the kept bytes it ends.
+    struct Arrival {
+        Clock::time_point at;
+        std::size_t end;
+    };
 
     Completion stream(const nlohmann::json& body) {
         refresh_connection();
@@ -273,25 +299,40 @@ private:
         // cpp-httplib hands over one HTTP chunk per call, so parsing inside the call would delay
         // the stamp of the next chunk of the same read (vLLM sends its role chunk together with
         // the first token). Measured by bench/ttft_fidelity: ~100 -> ~65 us error.
-        std::vector<std::pair<Clock::time_point, std::string>> arrived;
+        // What is kept, the arrivals' bookkeeping included, stays within the body limit.
+        std::string bytes;
+        std::vector<Arrival> arrivals;
+        // Room for a reply of some 200 chunks: a usual one reallocates nothing while it is timed.
+        bytes.reserve(std::size_t{1} << 16);
+        arrivals.reserve(256);
+        bool over_limit = false;
         req.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
-            arrived.emplace_back(Clock::now(), std::string(data, len));
+            const auto at = Clock::now();
+            if (bytes.size() + len + (arrivals.size() + 1) * sizeof(Arrival) > body_limit(reader.status())) {
+                over_limit = true;
+                return false;
+            }
+            bytes.append(data, len);
+            arrivals.push_back({at, bytes.size()});
             return true;
         };
-        const auto sent = Clock::now();
-        auto res = client_->send(req);
+        const BoundedClient::Sent sent = client_->send(req);
         const auto ended = Clock::now();
-        for (const auto& [at, bytes] : arrived)
-            if (!reader.on_bytes(at, bytes.data(), bytes.size())) break;
+        std::size_t from = 0;
+        for (const auto& a : arrivals) {
+            if (!reader.on_bytes(a.at, bytes.data() + from, a.end - from)) break;
+            from = a.end;
+        }
 
         Completion out;
-        out.sent = sent;
-        out.record = reader.record(sent);
+        out.sent = sent.at;
+        out.record = reader.record(sent.at);
         // The read timeout restarts with every arrival: a stall is the silence before the end,
         // not the length of the whole request.
-        out.fault = classify(res, reader, ms_between(reader.last_arrival().value_or(sent), ended), out.record);
+        out.fault = classify(sent, over_limit, reader, ms_between(reader.last_arrival().value_or(sent.at), ended),
+                             out.record);
         // Whatever the message quotes (the URL, the server's words): no key, valid UTF-8.
-        if (out.fault) out.fault->message = valid_utf8(redacted(out.fault->message, api_key_));
+        if (out.fault) out.fault->message = detail::server_text(out.fault->message, api_key_);
         return out;
     }
 
@@ -301,19 +342,6 @@ private:
         if (s.model.empty())
             throw std::invalid_argument("KVGATE_MODEL is empty: name the model the server serves (--model)");
         return s;
-    }
-
-    static std::unique_ptr<httplib::Client> make_client(const Settings& s) {
-        auto client = std::make_unique<httplib::Client>(s.url);
-        if (!client->is_valid()) throw std::invalid_argument("KVGATE_URL: '" + s.url + "' is not a usable URL");
-        client->set_keep_alive(true);
-        client->set_tcp_nodelay(true);
-        const auto us = [](double seconds) {
-            return std::chrono::microseconds(static_cast<std::int64_t>(seconds * 1e6));
-        };
-        client->set_connection_timeout(us(s.connect_timeout_s));
-        client->set_read_timeout(us(s.read_timeout_s));
-        return client;
     }
 
     std::string path() const { return settings_.endpoint == "chat" ? "/v1/chat/completions" : "/v1/completions"; }
@@ -350,27 +378,37 @@ private:
     // The dialect's way to the server: the side connection, with the API key; no answer is status 0.
     // Side requests are idempotent (tokenize, metrics, version), so one that got no answer, as when
     // the server closed the kept-alive connection while it was sent (see refresh_connection), is
-    // sent once more on a fresh connection.
+    // sent once more on a fresh connection; one past its deadline or body limit is not.
     SideRequest side_request() {
         return [this](const std::string& method, const std::string& path, const std::string& body) {
-            const auto send = [&] {
-                return method == "GET" ? side_->Get(path.c_str(), headers())
-                                       : side_->Post(path.c_str(), headers(), body, "application/json");
-            };
-            httplib::Result res = send();
-            if (!res) res = send();
-            return res ? SideReply{res->status, res->body} : SideReply{};
+            Fetched res = side_->fetch(method, path, headers(), body);
+            if (res.unanswered()) res = side_->fetch(method, path, headers(), body);
+            return SideReply{res.status, std::move(res.body)};
         };
     }
 
     // Names what went wrong, if anything. A read error is told apart by when it struck: before
     // or after the headers, and after the full read timeout of silence (a stall) or sooner (a close).
-    std::optional<Fault> classify(const httplib::Result& res, const StreamReader& reader, double silent_ms,
-                                  const RequestRecord& record) const {
+    std::optional<Fault> classify(const BoundedClient::Sent& sent, bool over_limit, const StreamReader& reader,
+                                  double silent_ms, const RequestRecord& record) const {
         if (reader.fault()) return reader.fault();
+        const std::string where = " (" + settings_.url + path() + ")";
+        if (over_limit && reader.status() < 400)
+            return Fault{FaultKind::no_done, FaultStage::stream,
+                         "the stream passed " + mib_text(max_body_bytes) + " without 'data: [DONE]'" + where +
+                             ", far more than a reply of --max-output-tokens tokens: kvgate stopped reading; check "
+                             "that the server ends its streams"};
+        if (reader.status() >= 400 && (sent.result || over_limit))
+            return Fault{FaultKind::http_status, FaultStage::headers,
+                         "HTTP " + std::to_string(reader.status()) + where + ": " +
+                             detail::server_error_message(reader.error_body(), api_key_) +
+                             (over_limit ? " (the error body passed " + mib_text(max_error_body_bytes) +
+                                               "; kvgate read no further)"
+                                         : "")};
+        if (sent.expired && !sent.result) return deadline_fault(record, where);
+        const httplib::Result& res = sent.result;
         const double timeout_ms = settings_.read_timeout_s * 1000;
         const bool timed_out = silent_ms >= 0.95 * timeout_ms;
-        const std::string where = " (" + settings_.url + path() + ")";
         if (!res) {
             switch (res.error()) {
                 case httplib::Error::Connection:
@@ -397,10 +435,6 @@ private:
                                  "HTTP client error: " + httplib::to_string(res.error()) + where};
             }
         }
-        if (reader.status() >= 400)
-            return Fault{FaultKind::http_status, FaultStage::headers,
-                         "HTTP " + std::to_string(reader.status()) + where + ": " +
-                             detail::server_error_message(reader.error_body(), api_key_)};
         if (!reader.done())
             return Fault{reader.has_partial_event() ? FaultKind::closed_mid_stream : FaultKind::no_done, FaultStage::stream,
                          reader.has_partial_event() ? "the stream ended inside an event" + where
@@ -410,10 +444,26 @@ private:
         return std::nullopt;
     }
 
+    // The request outlived request_deadline_s while the server kept it alive (bytes, SSE comments or
+    // header lines, each within the read timeout). The kinds are the nearest timeouts of each stage.
+    Fault deadline_fault(const RequestRecord& record, const std::string& where) const {
+        const std::string deadline = "the request deadline of " + seconds_text(request_deadline_s(settings_)) +
+                                     (settings_.request_timeout_s > 0
+                                          ? ""
+                                          : " (" + std::to_string(read_timeouts_per_deadline) + " x the read timeout)");
+        const std::string fix = ": the server kept the connection busy without finishing; check the server, or allow "
+                                "slow replies more time with --request-timeout-s (KVGATE_REQUEST_TIMEOUT_S)";
+        if (!record.stamps.headers_ms)
+            return Fault{FaultKind::read_timeout_before_headers, FaultStage::headers,
+                         "no complete response headers within " + deadline + where + fix};
+        return Fault{FaultKind::stalled_mid_stream, FaultStage::stream,
+                     "the stream did not end within " + deadline + where + fix};
+    }
+
     Settings settings_;
     std::unique_ptr<OpenAiDialect> dialect_;
-    std::unique_ptr<httplib::Client> client_;  // the timed requests' one keep-alive connection
-    std::unique_ptr<httplib::Client> side_;    // tokenize, metrics, version: never on the timed connection
+    std::unique_ptr<BoundedClient> client_;  // the timed requests' one keep-alive connection
+    std::unique_ptr<BoundedClient> side_;    // tokenize, metrics, version: never on the timed connection
     std::string api_key_;
 };
 

@@ -34,6 +34,7 @@ struct Settings {
     std::string ttft = "client";  // "client" | "engine": which first-token time the gate compares
     double connect_timeout_s = 5;
     double read_timeout_s = 120;
+    double request_timeout_s = 0;  // 0: request_deadline_s() derives it from the read timeout
     std::uint64_t seed = 0;  // 0: a fresh seed per run, so no run is served from an earlier run's cache
     // Relative paths are taken from the working directory; the CLI is run from the repository root
     // and CTest runs the gpu tests and the report step there too.
@@ -57,6 +58,14 @@ struct Settings {
     double regression_pct = 10;   // how far the saving may shrink against the baseline
     bool baseline_comparable = false;  // compare even where model, sizes, engine or endpoint differ
 };
+
+// How long one request may take in all. The read timeout restarts with every byte, so it alone
+// lets a server that drips bytes or SSE comments hold a request forever. Unset, a few read
+// timeouts: the first token may take nearly one, the rest of the reply must fit in the others.
+inline constexpr int read_timeouts_per_deadline = 4;
+inline double request_deadline_s(const Settings& s) {
+    return s.request_timeout_s > 0 ? s.request_timeout_s : read_timeouts_per_deadline * s.read_timeout_s;
+}
 
 // The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
 inline double threshold_ratio(double threshold_pct) { return 1 + threshold_pct / 100; }
@@ -261,6 +270,10 @@ inline const std::vector<SettingSpec>& setting_table() {
         double_knob("KVGATE_READ_TIMEOUT_S", "--read-timeout-s",
                     "deadline for the next byte of a response (before headers and mid-stream)",
                     &Settings::read_timeout_s, 0.01, 3600),
+        double_knob("KVGATE_REQUEST_TIMEOUT_S", "--request-timeout-s",
+                    "deadline for a whole request, headers to the stream's end (any request: timed, tokenize, "
+                    "metrics); 0: " + std::to_string(read_timeouts_per_deadline) + " x KVGATE_READ_TIMEOUT_S",
+                    &Settings::request_timeout_s, 0, 86400),
         {"KVGATE_SEED", "--seed", "content seed (any 64-bit value); 0 draws a fresh one per run (recorded in the report)",
          [](Settings& s, const std::string& v) { s.seed = detail::parse_uint64("KVGATE_SEED", v); },
          [](const Settings& s) { return std::to_string(s.seed); }},
@@ -317,7 +330,7 @@ inline const std::vector<SettingSpec>& setting_table() {
                  &Settings::curve_settle_ms, 0, 60000),
         string_knob("KVGATE_BASELINE", "--baseline",
                     "results of a known-good build to compare against: a results file, or a directory holding "
-                    "results_<phase>.json (e.g. the previous run's KVGATE_OUT); empty: no baseline gate",
+                    "results_<phase>.json (e.g. a copy of an earlier run's KVGATE_OUT, outside this run's); empty: no baseline gate",
                     &Settings::baseline),
         double_knob("KVGATE_REGRESSION_PCT", "--regression-pct",
                     "the baseline gate fails when the miss/hit ratio shrank by more than this (%) against the baseline",

@@ -4,8 +4,11 @@
 // byte order mark is skipped.
 // It knows nothing of HTTP or JSON, and does not validate UTF-8 (a split multi-byte character is
 // simply reassembled because bytes are kept until the line ends).
+// What it holds of one event is capped: a stream that never ends its line or event would otherwise
+// grow without bound. Past the cap it stops (overflowed()) and reads nothing more.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,9 +24,16 @@ struct SseEvent {
 
 class SseParser {
 public:
+    // The most bytes of one event (its data so far and the line being read) it holds by default;
+    // a streamed chunk is a few hundred bytes.
+    static constexpr std::size_t default_max_event_bytes = std::size_t{16} << 20;
+
+    explicit SseParser(std::size_t max_event_bytes = default_max_event_bytes) : max_event_bytes_(max_event_bytes) {}
+
     // Feeds bytes; returns the events completed by them, in order.
     std::vector<SseEvent> feed(std::string_view bytes) {
         std::vector<SseEvent> out;
+        if (overflowed_) return out;
         for (char c : bytes) {
             if (after_cr_ && c == '\n') {  // the LF of a CRLF split across reads or not
                 after_cr_ = false;
@@ -35,6 +45,10 @@ public:
                 at_start_ = false;
                 end_line(out);
             } else {
+                if (line_.size() + data_.size() >= max_event_bytes_) {
+                    overflowed_ = true;
+                    return out;
+                }
                 line_.push_back(c);
                 if (at_start_ && line_.size() == 3) {  // the BOM may arrive split across reads
                     if (line_ == "\xEF\xBB\xBF") line_.clear();
@@ -47,6 +61,10 @@ public:
 
     // True when bytes of an unfinished event are held (a stream that ends here was cut).
     bool has_partial_event() const { return !line_.empty() || has_data_ || !event_.empty(); }
+
+    // True once an event outgrew max_event_bytes: nothing after it was read.
+    bool overflowed() const { return overflowed_; }
+    std::size_t max_event_bytes() const { return max_event_bytes_; }
 
 private:
     void end_line(std::vector<SseEvent>& out) {
@@ -80,7 +98,9 @@ private:
         has_data_ = false;
     }
 
+    std::size_t max_event_bytes_;
     std::string line_, data_, event_, id_;
+    bool overflowed_ = false;
     bool has_data_ = false;
     bool after_cr_ = false;
     bool at_start_ = true;  // no line has ended and fewer than 3 bytes came: a BOM may still be here
