@@ -382,3 +382,19 @@ TEST_CASE("hits that found nothing name caching off where the server's counters 
     decide(r, 10, 0.95);
     CHECK_THAT(r.verdict.reason, Catch::Contains("the prefix cache did not serve the warmed prefix"));
 }
+
+TEST_CASE("stalls are named with their arm, and whether the engine's own TTFT shows them", "[verdict][stall]") {
+    auto r = run_of({100, 105, 480, 102, 99, 101}, {300, 310, 290, 305, 2000, 301});
+    for (auto& t : r.trials) t.measured.engine_ttft_ms = t.ttft_ms * 0.8;
+    r.trials[9].measured.engine_ttft_ms = 240;  // the 2000 ms miss: the engine was quick, the client was not
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("2 stall(s), requests over 3x their arm's median TTFT") &&
+                                     Catch::Contains("trial 5 (cache_hit) 480.0 ms against its arm's median 101.5 ms: "
+                                                     "the engine's own TTFT shows it, a server stall") &&
+                                     Catch::Contains("trial 10 (cache_miss) 2000.0 ms") &&
+                                     Catch::Contains("does not, so the client or the network"));
+    auto quiet = run_of({100, 105, 98, 102}, {300, 310, 290, 305});
+    decide(quiet, 10, 0.95);
+    CHECK_THAT(quiet.verdict.reason, !Catch::Contains("stall"));
+}

@@ -121,6 +121,34 @@ inline std::string hidden_saving_note(const PhaseResult& r, double bar) {
                        *hit_outside, *miss_outside, 100 * given_back / saving);
 }
 
+// Requests far outside their arm (over 3x its median TTFT), named, and where the engine reports its own
+// prompt time, whose: a stall the engine's TTFT shows too is the server's; one it does not is the
+// client's or the network's. Said with any timing outcome, since a stall can decide one.
+inline std::string stall_note(const PhaseResult& r) {
+    constexpr double factor = 3;
+    std::string named;
+    int count = 0;
+    for (Arm arm : {Arm::hit, Arm::miss}) {
+        const auto trials = r.measured(arm);
+        std::vector<double> ttft;
+        for (const Trial* t : trials) ttft.push_back(t->ttft_ms);
+        const double arm_median = median(ttft);
+        const auto engine_median = engine_ttft_median(trials);
+        for (const Trial* t : trials) {
+            if (!(arm_median > 0) || t->ttft_ms <= factor * arm_median) continue;
+            if (++count > 3) continue;  // the first three named, all counted
+            const char* whose = !t->measured.engine_ttft_ms || !engine_median ? ""
+                                : *t->measured.engine_ttft_ms > factor * *engine_median
+                                    ? ": the engine's own TTFT shows it, a server stall"
+                                    : ": the engine's own TTFT does not, so the client or the network";
+            named += (named.empty() ? "" : "; ") + detail::fmt("trial %.0f (", t->number()) + to_string(arm) +
+                     detail::fmt(") %.1f ms against its arm's median %.1f ms", t->ttft_ms, arm_median) + whose;
+        }
+    }
+    if (count == 0) return "";
+    return detail::fmt("; %.0f stall(s), requests over %.0fx their arm's median TTFT: ", count, factor) + named;
+}
+
 // A fleet's placement over the run: every measured trial's warm-up and query, the hit arm's
 // locality. nullopt: not a fleet. A request without a placement counts as unplaced.
 inline std::optional<FleetPlacementSummary> fleet_placement(const PhaseResult& r) {
@@ -386,6 +414,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                     "out, or measure a model whose prefill outweighs it";
         }
     }
+    v.reason += stall_note(r);
     const std::string outside = outside_prefill_note(r);
     if (!outside.empty()) {
         v.reason += outside;
