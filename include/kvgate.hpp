@@ -20,6 +20,8 @@
 #include "kvgate/engines.hpp"
 #include "kvgate/evidence.hpp"
 #include "kvgate/stats.hpp"
+#include "kvgate/sequential.hpp"
+#include "kvgate/physics.hpp"
 #include "kvgate/reuse.hpp"
 #include "kvgate/reuse_check.hpp"
 #include "kvgate/baseline.hpp"

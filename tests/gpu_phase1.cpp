@@ -8,6 +8,9 @@ TEST_CASE("phase 1: the prefix cache saves TTFT over HTTP", "[gpu][phase1]") {
     const auto settings = testing::http_settings("apc");
     const auto result = testing::measure_and_report(settings, phase_descriptor("phase1"));
     INFO(result.verdict.reason << "\n" << result.verdict.fix);
+    // Both of the gate's tests: the cache's saving at equal length, and the seed's invalidation cost.
+    CHECK(result.verdict.cache.outcome == Outcome::pass);
+    CHECK(result.verdict.invalidation.outcome == Outcome::pass);
     REQUIRE(result.verdict.outcome == Outcome::pass);
 }
 

@@ -24,6 +24,9 @@ TEST_CASE("phase 2: the prefix cache saves TTFT in-process", "[gpu][phase2]") {
     const auto s = phase2_settings(true);
     const auto result = testing::measure_and_report(s, phase_descriptor("phase2"));
     INFO(result.verdict.reason << "\n" << result.verdict.fix);
+    // Both of the gate's tests: the cache's saving at equal length, and the seed's invalidation cost.
+    CHECK(result.verdict.cache.outcome == Outcome::pass);
+    CHECK(result.verdict.invalidation.outcome == Outcome::pass);
     REQUIRE(result.verdict.outcome == Outcome::pass);
 }
 

@@ -57,8 +57,10 @@ inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase, 
     std::cout << path.string() << ": " << to_string(result.verdict.outcome) << " - " << result.verdict.reason
               << (result.verdict.fix.empty() ? "" : "\n  fix: " + result.verdict.fix) << "\n  hit median "
               << result.hit_stats.ttft_median << " ms, miss median " << result.miss_stats.ttft_median
-              << " ms; cached tokens (median) hit " << result.hit_stats.cached_tokens_median << ", miss "
-              << result.miss_stats.cached_tokens_median << "; cache counters hits +" << result.counters.hits
+              << " ms, cold median " << result.cold_stats.ttft_median << " ms; cached tokens (median) hit "
+              << result.hit_stats.cached_tokens_median << ", miss " << result.miss_stats.cached_tokens_median
+              << ", cold " << result.cold_stats.cached_tokens_median << "; rounds " << result.verdict.rounds << " ("
+              << result.verdict.rounds_reason << "); cache counters hits +" << result.counters.hits
               << " of queries +" << result.counters.queries << "; wall " << result.wall_time_s << " s" << std::endl;
     return result;
 }

@@ -1,5 +1,5 @@
-// The seed's trial loop against a scripted in-memory engine: the schedule (ABBA), what warm-ups
-// are, what a fault keeps, when the observer is called, and trial numbers as people count them.
+// The seed's trial loop against a scripted in-memory engine: the schedule (rounds of three arms), what
+// warm-ups are, when rounds are added, what a fault keeps, when the observer is called, and trial numbers as people count them.
 #include <catch2/catch.hpp>
 
 #include <functional>
@@ -29,8 +29,8 @@ public:
     std::optional<std::size_t> fail_at;
     std::optional<std::size_t> no_tokens_at;  // this call completes, but its one token had no text
     int bos = 0;                              // tokens the tokenizer adds to every prompt
-    double warmup_ttft_ms = 999;  // the first pair's measured requests, to see whether stats count them
-    int warmup_calls = 4;
+    double warmup_ttft_ms = 999;  // the first round's measured requests, to see whether stats count them
+    int warmup_calls = 6;
     bool caching = true;          // false: nothing is ever a hit, and describe() says so
     bool reports_caching = true;  // false: describe() claims caching on whatever `caching` is
     bool reports_cached = true;   // false: no per-request cached-token counts (-1)
@@ -71,7 +71,7 @@ public:
         // Hits vary a little, as real timings do (identical ratios would be a zero-width interval).
         const double ttft = warm ? 5
                             : static_cast<int>(call) < warmup_calls ? warmup_ttft_ms
-                            : hit ? 10 + 0.01 * static_cast<double>(call % 5)
+                            : hit ? 10 + 0.01 * static_cast<double>(call % 7)
                                   : 30;
         c.record.stamps.first_token_ms = ttft;
         c.record.stamps.done_ms = ttft + max_tokens;
@@ -94,6 +94,8 @@ Settings quick(int trials, int warmup) {
     s.query_tokens = 8;
     s.max_output_tokens = 5;
     s.seed = 42;
+    s.max_trials = trials;  // no rounds added: the sequential decision has tests of its own
+    s.confidence = 0.5;     // so that two rounds can decide: these tests are of the protocol, not the statistics
     return s;
 }
 
@@ -101,21 +103,37 @@ const PhaseDescriptor& phase1() { return phase_descriptor("phase1"); }
 
 }  // namespace
 
-TEST_CASE("protocol: trials run in ABBA pairs, warm then measured, and the prompts are what the arm says",
+TEST_CASE("protocol: trials run in rounds of three arms, warm then measured, and the prompts are what the arm says",
           "[protocol]") {
     ScriptedEngine engine;
     const PhaseResult r = run_phase(engine, quick(3, 1), phase1());
     std::vector<Arm> arms;
     for (const auto& t : r.trials) arms.push_back(t.arm);
-    CHECK(arms == std::vector<Arm>{Arm::hit, Arm::miss, Arm::miss, Arm::hit, Arm::hit, Arm::miss, Arm::miss, Arm::hit});
+    CHECK(arms == std::vector<Arm>{Arm::hit, Arm::miss, Arm::cold, Arm::miss, Arm::cold, Arm::hit, Arm::cold, Arm::hit,
+                                   Arm::miss, Arm::cold, Arm::miss, Arm::hit});
     REQUIRE(engine.calls.size() == 2 * r.trials.size());
     for (std::size_t i = 0; i < r.trials.size(); ++i) {
         INFO("trial " << r.trials[i].number());
+        const Trial& t = r.trials[i];
+        const std::string& warm = engine.calls[2 * i].prompt;
+        const std::string& measured = engine.calls[2 * i + 1].prompt;
         CHECK(engine.calls[2 * i].warm);
         CHECK_FALSE(engine.calls[2 * i + 1].warm);
-        CHECK(engine.calls[2 * i + 1].hit == (r.trials[i].arm == Arm::hit));
-        CHECK(r.trials[i].index == static_cast<int>(i));
+        CHECK(engine.calls[2 * i + 1].hit == (t.arm == Arm::hit));
+        CHECK(t.index == static_cast<int>(i));
+        // hit [A,B,Q] extends [A,B]; miss [B,Q] and cold [A',B,Q] share [A,B]'s B; cold is as long as the hit.
+        if (t.arm == Arm::hit) CHECK(measured.rfind(warm, 0) == 0);
+        if (t.arm != Arm::hit) CHECK(measured.rfind(warm, 0) != 0);
+        if (t.arm == Arm::cold) {  // A' as long as A (to its 1 % slack), so cold is the hit's length
+            const int beyond_warm = t.prompt_tokens_expected - t.warm_prompt_tokens_expected;
+            CHECK(beyond_warm >= 8);  // Q
+            CHECK(beyond_warm <= 8 + 1 + 1);
+        }
     }
+    CHECK(r.verdict.invalidation.outcome == Outcome::pass);
+    CHECK(r.verdict.cache.outcome == Outcome::pass);
+    CHECK(r.verdict.cache.ratio == Approx(3).epsilon(0.01));
+    CHECK_THAT(r.verdict.rounds_reason, Catch::Contains("decided at the first look"));
     CHECK(r.complete);
     CHECK(r.verdict.outcome == Outcome::pass);
     CHECK(r.phase == phase1());
@@ -128,13 +146,15 @@ TEST_CASE("protocol: trials run in ABBA pairs, warm then measured, and the promp
 TEST_CASE("protocol: warm-up trials are measured and kept, but not counted", "[protocol]") {
     ScriptedEngine engine;
     const PhaseResult r = run_phase(engine, quick(2, 1), phase1());
-    REQUIRE(r.trials.size() == 6);
+    REQUIRE(r.trials.size() == 9);
     CHECK(r.trials[0].warmup);
-    CHECK(r.trials[1].warmup);
+    CHECK(r.trials[2].warmup);
     CHECK(r.trials[0].ttft_ms == 999);  // measured...
-    CHECK_FALSE(r.trials[2].warmup);
+    CHECK_FALSE(r.trials[3].warmup);
     CHECK(r.hit_stats.n == 2);  // ...but not counted
     CHECK(r.miss_stats.n == 2);
+    CHECK(r.cold_stats.n == 2);
+    CHECK(r.cold_stats.ttft_mean == 30);
     CHECK(r.hit_stats.ttft_mean == Approx(10).epsilon(0.01));
     CHECK(r.miss_stats.ttft_mean == 30);
     CHECK(r.ttft_degradation_pct == Approx(200).epsilon(0.01));
@@ -142,14 +162,15 @@ TEST_CASE("protocol: warm-up trials are measured and kept, but not counted", "[p
 
 TEST_CASE("protocol: a fault stops the run, keeps the completed trials and names the trial from 1", "[protocol]") {
     ScriptedEngine engine;
-    engine.fail_at = 7;  // trial 4's measured request (calls 0-1 are trial 1's)
+    engine.fail_at = 7;  // trial 4's measured request (calls 0-1 are trial 1's), a miss
     int observed = 0;
     std::vector<int> numbers;
     const PhaseResult r = run_phase(engine, quick(3, 1), phase1(), [&](const PhaseResult& partial, const Trial& t) {
         ++observed;
         numbers.push_back(t.number());
         CHECK(&partial.trials.back() == &t);
-        CHECK(progress_line(partial, t).find("trial " + std::to_string(t.number()) + "/8") != std::string::npos);
+        CHECK(progress_line(partial, t).find("trial " + std::to_string(t.number()) + " (round " +
+                                             std::to_string(t.index / 3 + 1) + "/4)") != std::string::npos);
     });
     CHECK(engine.calls.size() == 8);  // nothing after the fault
     CHECK(r.trials.size() == 3);
@@ -160,7 +181,7 @@ TEST_CASE("protocol: a fault stops the run, keeps the completed trials and names
     CHECK(r.fault->trial == 4);
     CHECK(r.fault->request == FaultRequest::measured);
     CHECK(r.fault->kind == FaultKind::closed_mid_stream);
-    CHECK(r.fault->message.rfind("trial 4 (cache_hit), measured request, stage stream: scripted close", 0) == 0);
+    CHECK(r.fault->message.rfind("trial 4 (cache_miss), measured request, stage stream: scripted close", 0) == 0);
     CHECK(r.verdict.outcome == Outcome::error);
     CHECK(to_json(r).at("fault").at("trial") == 4);
     CHECK(to_json(r).at("fault").at("request") == "measured");
@@ -185,8 +206,8 @@ TEST_CASE("protocol: the observer is called once per trial, in order, with the r
     std::vector<std::size_t> sizes;
     const PhaseResult r = run_phase(engine, quick(2, 1), phase1(),
                                     [&](const PhaseResult& partial, const Trial&) { sizes.push_back(partial.trials.size()); });
-    CHECK(sizes == std::vector<std::size_t>{1, 2, 3, 4, 5, 6});
-    CHECK(r.trials.size() == 6);
+    CHECK(sizes == std::vector<std::size_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+    CHECK(r.trials.size() == 9);
 }
 
 TEST_CASE("protocol: an engine that can time only one output token has its run recorded so", "[protocol]") {
@@ -207,7 +228,7 @@ TEST_CASE("protocol: a warm request whose one token has no text still warms: the
     INFO(r.verdict.reason);
     CHECK_FALSE(r.fault);
     CHECK(r.complete);
-    CHECK(r.trials.size() == 6);
+    CHECK(r.trials.size() == 9);
     CHECK(r.verdict.outcome == Outcome::pass);
 }
 
@@ -228,14 +249,15 @@ TEST_CASE("protocol: checkpoints before the verdict say they are partial and car
         CHECK_FALSE(partial.complete);
         CHECK(partial.verdict.outcome == Outcome::error);
         reasons.push_back(partial.verdict.reason);
-        if (partial.trials.size() == 2) {
+        if (partial.trials.size() == 3) {
             CHECK(partial.hit_stats.n == 1);
             CHECK(partial.hit_stats.ttft_mean == Approx(10).epsilon(0.01));
             CHECK(partial.miss_stats.ttft_mean == 30);
+            CHECK(partial.cold_stats.ttft_mean == 30);
         }
     });
-    REQUIRE(reasons.size() == 4);
-    CHECK_THAT(reasons[1], Catch::StartsWith("partial results: 2 of 4 trials had been measured"));
+    REQUIRE(reasons.size() == 6);
+    CHECK_THAT(reasons[1], Catch::StartsWith("partial results: 2 of at least 6 trials had been measured"));
     CHECK(r.complete);
     CHECK(r.verdict.outcome == Outcome::pass);
 }
@@ -335,7 +357,7 @@ public:
 TEST_CASE("each trial's expected reuse is planned from the rendered ids before timing", "[protocol]") {
     TokenizingEngine engine;
     const auto r = run_phase(engine, quick(3, 1), phase_descriptor("phase1"));
-    REQUIRE(r.trials.size() == 8);
+    REQUIRE(r.trials.size() == 12);
     for (const auto& t : r.trials) {
         CHECK(t.reuse.checked);
         CHECK(t.reuse.reported_class == (t.arm == Arm::hit ? "full" : "none"));
@@ -359,16 +381,16 @@ TEST_CASE("a template that renders a varying value fails the run with the diverg
     CHECK(r.trials[0].reuse.divergence_at == 10);
 }
 
-TEST_CASE("protocol: a stop rule ends the run after a completed pair and the result says why", "[protocol][stop]") {
+TEST_CASE("protocol: a stop rule ends the run after a completed round and the result says why", "[protocol][stop]") {
     ScriptedEngine engine;
     std::vector<std::size_t> asked;
     const PhaseResult r = run_phase(engine, quick(5, 1), phase1(), {}, [&](const PhaseResult& partial) {
         asked.push_back(partial.trials.size());
         return partial.measured(Arm::hit).size() == 3 ? std::optional<std::string>("enough") : std::nullopt;
     });
-    CHECK(asked == std::vector<std::size_t>{4, 6, 8});  // after each measured pair, never after a warm-up
-    CHECK(r.trials.size() == 8);
-    CHECK(engine.calls.size() == 16);
+    CHECK(asked == std::vector<std::size_t>{6, 9, 12});  // after each measured round, never after a warm-up
+    CHECK(r.trials.size() == 12);
+    CHECK(engine.calls.size() == 24);
     REQUIRE(r.early_stop);
     CHECK(*r.early_stop == "enough");
     CHECK(r.complete);
@@ -378,14 +400,14 @@ TEST_CASE("protocol: a stop rule ends the run after a completed pair and the res
     CHECK(summary_markdown({r}, {}).find("Stopped early:** enough") != std::string::npos);
 }
 
-TEST_CASE("protocol: without prefix caching the evidence decides 'fail' after two pairs", "[protocol][stop]") {
+TEST_CASE("protocol: without prefix caching the evidence decides 'fail' after two rounds", "[protocol][stop]") {
     ScriptedEngine engine;
     engine.caching = false;
     const PhaseResult r = run_phase(engine, quick(10, 1), phase1(), {}, stop_when_evidence_decides());
     CHECK(r.measured(Arm::hit).size() == 2);
-    CHECK(r.trials.size() == 6);
+    CHECK(r.trials.size() == 9);
     REQUIRE(r.early_stop);
-    CHECK(r.early_stop->find("stopped after 2 measured pairs") != std::string::npos);
+    CHECK(r.early_stop->find("stopped after 2 measured rounds") != std::string::npos);
     CHECK(r.verdict.outcome == Outcome::fail);
     CHECK_THAT(r.verdict.reason, Catch::Contains("the server reports prefix caching off"));
     CHECK_THAT(r.verdict.fix, Catch::Contains("turn prefix caching on"));
@@ -395,7 +417,7 @@ TEST_CASE("protocol: the evidence stop rule never stops a run it has not decided
     SECTION("a working cache: the gate's trials all run") {
         ScriptedEngine engine;
         const PhaseResult r = run_phase(engine, quick(4, 1), phase1(), {}, stop_when_evidence_decides());
-        CHECK(r.trials.size() == 10);
+        CHECK(r.trials.size() == 15);
         CHECK_FALSE(r.early_stop);
         CHECK_FALSE(to_json(r).contains("early_stop"));  // the previous version's layout
         CHECK(r.verdict.outcome == Outcome::pass);
@@ -405,16 +427,16 @@ TEST_CASE("protocol: the evidence stop rule never stops a run it has not decided
         engine.caching = false;
         engine.reports_caching = false;
         const PhaseResult r = run_phase(engine, quick(4, 1), phase1(), {}, stop_when_evidence_decides());
-        CHECK(r.trials.size() == 10);
+        CHECK(r.trials.size() == 15);
         CHECK_FALSE(r.early_stop);
         CHECK(r.verdict.outcome == Outcome::fail);
     }
-    SECTION("no per-request evidence: a timing verdict may change with more pairs") {
+    SECTION("no per-request evidence: a timing verdict may change with more rounds") {
         ScriptedEngine engine;
         engine.caching = false;
         engine.reports_cached = false;
         const PhaseResult r = run_phase(engine, quick(4, 1), phase1(), {}, stop_when_evidence_decides());
-        CHECK(r.trials.size() == 10);
+        CHECK(r.trials.size() == 15);
         CHECK_FALSE(r.early_stop);
     }
 }
@@ -515,5 +537,61 @@ TEST_CASE("protocol: a time of day in the chat template fails with the divergenc
         CHECK_THAT(r.verdict.reason, Catch::Contains("reused 0 of the") &&
                                          Catch::Contains("the warm prompt rendered twice differs at token 1"));
         CHECK_THAT(r.verdict.reason, !Catch::Contains("did not serve the warmed prefix"));
+    }
+}
+
+namespace {
+
+// A cache whose first two cold requests happened to be as fast as a hit: the first look cannot decide,
+// and rounds are added until the sign test's interval clears the bar.
+struct EarlyFastCold : ScriptedEngine {
+    int colds = 0;
+    Completion complete(const std::string& prompt, int max_tokens) override {
+        Completion c = ScriptedEngine::complete(prompt, max_tokens);
+        const bool measured_cold = max_tokens != 1 && !calls.back().hit && prompt.size() > 300;  // [B,Q] is about 160 characters here, [A',B,Q] about 420
+        if (measured_cold && colds++ < 2) c.record.stamps.first_token_ms = 10.2;
+        return c;
+    }
+};
+
+Settings sequential(int cap, double budget_s) {
+    Settings s = quick(10, 0);
+    s.confidence = 0.95;
+    s.max_trials = cap;
+    s.time_budget_s = budget_s;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("protocol: while undecided, rounds are added one at a time up to the cap and the budget",
+          "[protocol][sequential]") {
+    SECTION("decided once enough rounds outvote the early ones") {
+        EarlyFastCold engine;
+        engine.warmup_calls = 0;
+        const PhaseResult r = run_phase(engine, sequential(40, 0), phase1());
+        INFO(r.verdict.reason);
+        CHECK(engine.colds > 2);
+        CHECK(r.verdict.outcome == Outcome::pass);
+        CHECK(r.verdict.rounds > 10);
+        CHECK(r.verdict.rounds < 40);
+        CHECK(r.trials.size() == static_cast<std::size_t>(3 * r.verdict.rounds));
+        CHECK_THAT(r.verdict.rounds_reason, Catch::Contains("added one at a time while the interval straddled"));
+        CHECK(r.verdict.cache.look_confidence == Approx(1 - 0.025 / 30));
+    }
+    SECTION("the cap") {
+        EarlyFastCold engine;
+        engine.warmup_calls = 0;
+        const PhaseResult r = run_phase(engine, sequential(12, 0), phase1());
+        CHECK(r.verdict.outcome == Outcome::indeterminate);
+        CHECK(r.verdict.rounds == 12);
+        CHECK_THAT(r.verdict.rounds_reason, Catch::Contains("undecided at the cap of 12 rounds"));
+    }
+    SECTION("the time budget") {
+        EarlyFastCold engine;
+        engine.warmup_calls = 0;
+        const PhaseResult r = run_phase(engine, sequential(40, 1e-6), phase1());
+        CHECK(r.verdict.rounds == 10);  // never fewer than configured
+        CHECK_THAT(r.verdict.rounds_reason, Catch::Contains("time budget ran out"));
     }
 }

@@ -2,6 +2,7 @@
 // rendering through gnuplot, the Markdown summary, and that bad inputs overwrite nothing.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -115,13 +116,70 @@ PhaseResult known_phase(const std::string& phase, double hit_ms, double miss_ms)
     r.miss_stats = {3, miss_ms + 1, miss_ms, 4, miss_ms + 3, 149, 150, 6, 155, 288, -1};
     r.ttft_degradation_pct = (miss_ms - hit_ms) / hit_ms * 100;
     r.counters = {true, 2400, 2304};
-    r.verdict = {Outcome::pass, 10, 0.95, 2.25, 2.1, 2.4, "paired bootstrap", "interval above 1.10", "", "cache"};
+    // A verdict as files before the cold arm recorded it: the seed's miss/hit ratio and interval, no contrasts.
+    r.verdict.outcome = Outcome::pass;
+    r.verdict.threshold_pct = 10;
+    r.verdict.confidence = 0.95;
+    r.verdict.ratio = 2.25;
+    r.verdict.ratio_low = 2.1;
+    r.verdict.ratio_high = 2.4;
+    r.verdict.method = "paired bootstrap";
+    r.verdict.reason = "interval above 1.10";
+    r.verdict.evidence = "cache";
     r.wall_time_s = 12.5;
     r.complete = true;
     return r;
 }
 
+// `r` with the cold arm added as kvgate measures it now: rounds of hit, miss, cold (trial index 3 x round
+// + arm), cold trials around cold_ms, and the verdict's two contrasts, rounds and physics as decide()
+// records them (the reporters only read them).
+PhaseResult with_cold(PhaseResult r, double cold_ms) {
+    for (Trial& t : r.trials) t.index = 3 * (t.index / 2) + (t.arm == Arm::miss ? 1 : 0);
+    for (int i = 0; i <= 3; ++i) {
+        Trial t;
+        t.index = 3 * i + 2;
+        t.arm = Arm::cold;
+        t.warmup = i == 0;
+        t.prompt_tokens_expected = 800;
+        t.warm_prompt_tokens_expected = 768;
+        t.ttft_ms = t.warmup ? 999 : cold_ms + 3 * (i - 2);
+        t.total_time_ms = t.ttft_ms + 250;
+        t.throughput = 120 - (i - 2);
+        t.measured.stamps = {1.5, 2.0, 2.5, t.ttft_ms, std::nullopt, t.ttft_ms + 250};
+        t.measured.usage = {800, 50, i == 3 ? -1 : 0};
+        if (i == 2) t.measured.engine_ttft_ms = t.ttft_ms - 3;
+        t.warm.stamps.first_token_ms = 5;
+        t.warm.usage = {768, 1, -1};
+        r.trials.push_back(t);
+    }
+    std::sort(r.trials.begin(), r.trials.end(), [](const Trial& a, const Trial& b) { return a.index < b.index; });
+    r.cold_stats = {3, cold_ms + 1, cold_ms, 6, cold_ms + 4.5, 119, 120, 4, 123, 800, 0};
+    Verdict& v = r.verdict;
+    v.outcome = Outcome::indeterminate;
+    v.cache = {Outcome::pass, 3.1, 2.9, 3.3, 3, 0.975};
+    v.invalidation = {Outcome::indeterminate, 1.08, 1.02, 1.15, 3, 0.975};
+    v.ratio = 1.08;
+    v.ratio_low = 1.02;
+    v.ratio_high = 1.15;
+    v.rounds = 3;
+    v.rounds_reason = "undecided after 3 rounds when the time budget ran out (300 s of 300 s, --time-budget-s)";
+    v.saving_per_cached_token_ms = 0.0421;
+    v.per_prompt_token_ms = 0.0123;
+    v.physics = "the cache saves 42.1 us per cached token on this engine; removing A shows (miss/hit clears the "
+                "bar) from B = 1900 tokens (A = 512, Q = 32)";
+    v.reason = "the cache's saving (cold/hit) clears the bar and the seed's invalidation cost (miss/hit) straddles "
+               "the bar";
+    return r;
+}
+
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Where gnuplot would run a command (defined below, with the injection tests).
+std::vector<std::string> live_backquotes(const std::string& script);
+
+// A results file the version before the cold arm wrote (commit d212373): hit and miss only, no contrasts.
+const fs::path legacy_results = fs::path(__FILE__).parent_path() / "data" / "results_phase1_d212373.json";
 
 bool no_temporaries(const fs::path& dir) {
     for (const auto& name : listing(dir))
@@ -292,7 +350,7 @@ TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
     CHECK_FALSE(contains(data, "999"));  // warm-up trials stay out
 
     const std::string script = results_script(e1, both);
-    CHECK(contains(script, "set multiplot layout 2,2"));
+    CHECK(contains(script, "set multiplot layout 2,3"));
     CHECK(contains(script, "set offsets 0.5, 0.5"));
     CHECK(contains(script, "datafile = 'experiment1_results.dat'"));
     CHECK(contains(script, "outfile = 'experiment1_results.png'"));
@@ -321,7 +379,7 @@ TEST_CASE("figure data and scripts hold the known numbers", "[report]") {
 TEST_CASE("figures for one phase draw what exists and say so", "[report]") {
     const std::vector<PhaseResult> one = {known_phase("phase2", 35, 82)};
     const std::string script = results_script(e1, one);
-    CHECK(contains(script, "set multiplot layout 1,2"));
+    CHECK(contains(script, "set multiplot layout 1,3"));
     CHECK(contains(script, "(only Phase 2 results exist)"));
     CHECK_FALSE(contains(results_data(e1, one), "[P1-"));
 
@@ -330,6 +388,168 @@ TEST_CASE("figures for one phase draw what exists and say so", "[report]") {
     CHECK(contains(comparison, "\"P2-miss\""));
     CHECK_FALSE(contains(comparison, "\"P1-"));
     CHECK(contains(phase_comparison_script(e1, one), "HTTP overhead needs results of a served phase"));
+}
+
+TEST_CASE("a three-arm result draws every arm and the contrasts it was decided on", "[report]") {
+    using report_detail::gp_quote;
+    const std::vector<PhaseResult> both = {with_cold(known_phase("phase1", 40, 43), 124),
+                                           with_cold(known_phase("phase2", 35, 38), 110)};
+    const std::string data = results_data(e1, both);
+    // Every arm's summary block; the cold arm's bar at x = 2.
+    for (const char* block : {"# [P1-hit]", "# [P1-miss]", "# [P1-cold]", "# [P2-cold]"}) CHECK(contains(data, block));
+    CHECK(contains(data, "\n2 124.000 6.000 120.000 4.000 3 125.000 119.000 62.000 \"124.0 ms\" 60.000 "
+                         "\"120.0 tok/s\"\n"));
+    // Its measured trials as dots over its bar (arm column 2); warm-ups stay out.
+    CHECK(contains(data, "\n1.800 121.000 121.000 5 2\n2.000 124.000 120.000 8 2\n2.200 127.000 119.000 11 2\n"));
+    CHECK(contains(data, "\n-0.200 39.000 201.000 3 0\n"));
+    CHECK_FALSE(contains(data, "999"));
+    // The contrasts as the verdict recorded them: x ratio low high pairs look_confidence bar.
+    CHECK(contains(data, "# [P1-cache]"));
+    CHECK(contains(data, "\n0 3.100 2.900 3.300 3 0.975000 1.100\n"));
+    CHECK(contains(data, "# [P1-invalidation]"));
+    CHECK(contains(data, "\n1 1.080 1.020 1.150 3 0.975000 1.100\n"));
+
+    const std::string script = results_script(e1, both);
+    CHECK(contains(script, "set multiplot layout 2,3"));
+    CHECK(contains(script, report_detail::gp_tic("cold [A',B,Q], n=3") + " 2)"));
+    CHECK(contains(script, "index '[P1-cold]' using 1:2:3 with boxerrorbars lc rgb '#009E73' title 'cache cold'"));
+    CHECK(contains(script, "index '[P2-cold]' using 1:11:12 with labels"));
+    // The decision panel: both intervals against the bar, each with its look's confidence, pairs and outcome.
+    CHECK(contains(script, "index '[P1-cache]' using 1:2:3:4 with yerrorbars"));
+    CHECK(contains(script, "index '[P1-invalidation]' using 1:2:3:4 with yerrorbars"));
+    CHECK(contains(script, "1.100 with lines dt 2 lw 2 lc rgb '#CC0000' title " + gp_quote("bar 1.100 (+10.0%)")));
+    CHECK(contains(script, "set xtics (" + report_detail::gp_tic("cold/hit: the cache's saving") + " 0, " +
+                               report_detail::gp_tic("miss/hit: invalidation cost") + " 1)"));
+    CHECK(contains(script, gp_quote("3.100 [2.900, 3.300]\n97.5% interval, 3 pairs\nPASS: clears the bar") +
+                               " at first 0.08, first 3.100"));
+    CHECK(contains(script, gp_quote("1.080 [1.020, 1.150]\n97.5% interval, 3 pairs\nINDETERMINATE: straddles the bar") +
+                               " at first 1.08, first 1.080"));
+    CHECK(contains(script, "decision: INDETERMINATE"));
+    CHECK(contains(script, "3 rounds: undecided after 3 rounds when the time budget ran out"));
+    CHECK(live_backquotes(script).empty());
+
+    const std::string comparison = phase_comparison_data(e1, both);
+    CHECK(contains(comparison, "# [cold] cache_cold per phase\n"
+                               "2.000 124.000 6.000 3 125.000 \"P1-cold\" 130.000 \"124.0 ms\"\n"
+                               "5.500 110.000 6.000 3 111.000 \"P2-cold\" 116.000 \"110.0 ms\"\n"));
+    CHECK(contains(comparison, "\n3.500 35.000 2.000 3 36.000 \"P2-hit\""));  // a wider stride for three bars
+    const std::string comparison_script = phase_comparison_script(e1, both);
+    CHECK(contains(comparison_script, "index '[cold]' using 1:2:3:xtic(6) with boxerrorbars lc rgb '#009E73' title " +
+                                          gp_quote("cache cold [A',B,Q]")));
+    CHECK(contains(comparison_script, "cache miss +5.0 ms \u00b7 cache cold +14.0 ms"));
+    CHECK(contains(comparison_script, "at first 4.50, graph -0.1 center"));  // P2's name under its three bars
+
+    // Mixed: a phase without the cold arm keeps two bars, and its name under them.
+    const std::vector<PhaseResult> mixed = {both[0], known_phase("phase2", 35, 82)};
+    const std::string mixed_data = phase_comparison_data(e1, mixed);
+    CHECK(contains(mixed_data, "\"P1-cold\""));
+    CHECK_FALSE(contains(mixed_data, "\"P2-cold\""));
+    CHECK(contains(phase_comparison_script(e1, mixed), "at first 4.00, graph -0.1 center"));
+    CHECK_FALSE(contains(results_data(e1, mixed), "[P2-cold]"));
+
+    // A fleet's placement figure marks the cold arm's queries too.
+    PhaseResult fleet = with_cold(known_phase("fleet_phase1", 40, 43), 124);
+    fleet.engine.replica_urls = {"http://127.0.0.1:8001", "http://127.0.0.1:8002"};
+    for (Trial& t : fleet.trials) t.warm.placement = t.measured.placement = Placement{PlacementOutcome::served, 0, {0}, 768, 0};
+    CHECK(contains(placement_data(experiment("fleet"), {fleet}), "\n3 0 0 2 1 0\n"));
+    CHECK(contains(placement_script(experiment("fleet"), {fleet}), gp_quote("query, cache-cold arm [A',B,Q]")));
+
+    if (!gnuplot_or_skip()) return;
+    TempDir dir;
+    for (const auto& p : both) write_results(p, dir.path / p.phase.results_file);
+    write_reports(dir.path, dir.path / "reports");
+    for (const char* png : {"experiment1_results.png", "experiment1_phase_comparison.png"})
+        CHECK(slurp(dir.path / "reports" / png).rfind("\x89PNG", 0) == 0);
+    CHECK(contains(slurp(dir.path / "reports" / "experiment1_results.dat"), "# [P2-cold]"));
+    CHECK(no_temporaries(dir.path / "reports"));
+    render_figure(placement_figure(experiment("fleet"), {fleet}), dir.path);
+    CHECK(slurp(dir.path / "fleet_placement.png").rfind("\x89PNG", 0) == 0);
+}
+
+TEST_CASE("the Markdown summary shows the cold arm and the decision: both contrasts, the rounds and why, the physics",
+          "[report]") {
+    const PhaseResult r = with_cold(known_phase("phase1", 40, 43), 124);
+    const std::string md = summary_markdown({r}, {});
+    CHECK(contains(md, "| | cache hit [A,B,Q] | cache miss [B,Q] | cache cold [A',B,Q] |\n|---|---:|---:|---:|\n"));
+    CHECK(contains(md, "| TTFT median (ms) | 40.0 | 43.0 | 124.0 |"));
+    CHECK(contains(md, "| TTFT mean ± stdev (ms) | 41.0 ± 2.00 | 44.0 ± 4.00 | 125.0 ± 6.00 |"));
+    CHECK(contains(md, "| cached tokens (median) | 768 | not reported | 0 |"));
+    CHECK(contains(md, "| measured trials (n) | 3 | 3 | 3 |"));
+    CHECK(contains(md, "| expected reuse (from the rendered ids) | not checked | not checked | not checked |"));
+    CHECK(contains(md, "hit 768, miss not reported, cold 0"));
+    CHECK(contains(md, "### Decision\n\n"));
+    CHECK(contains(md, "- **Cache saving, cold/hit TTFT** (cold [A',B,Q] is as long as the hit, with nothing cached): "
+                       "3.100, 97.5% interval [2.900, 3.300] over 3 pairs — **PASS**, clears the bar\n"));
+    CHECK(contains(md, "- **Invalidation cost, miss/hit TTFT** (A removed: the seed's test): 1.080, 97.5% interval "
+                       "[1.020, 1.150] over 3 pairs — **INDETERMINATE**, straddles the bar\n"));
+    CHECK(contains(md, "cold and miss must each be at least 10.0% slower than the hit (ratio ≥ 1.100)"));
+    CHECK(contains(md, "- **Rounds:** 3 measured rounds (one trial of each arm per round): undecided after 3 rounds "
+                       "when the time budget ran out (300 s of 300 s, --time-budget-s)\n"));
+    CHECK(contains(md, "- **Cost per token:** the cache saves 42.1 µs per cached token; the server spends 12.3 µs on "
+                       "every prompt token, cached or not\n"));
+    CHECK(contains(md, "- **Physics:** " + r.verdict.physics + "\n"));
+    CHECK(contains(md, "- **Saving at equal length:** 84.0 ms (median cold − median hit TTFT)"));
+
+    // Nothing known of the costs: no line for them, and no NaN as a number.
+    PhaseResult unknown = r;
+    unknown.verdict.saving_per_cached_token_ms = unknown.verdict.per_prompt_token_ms =
+        std::numeric_limits<double>::quiet_NaN();
+    unknown.verdict.physics.clear();
+    unknown.verdict.cache = {Outcome::error, std::numeric_limits<double>::quiet_NaN(), 0, 0, 0, 0};
+    const std::string bare = summary_markdown({unknown}, {});
+    CHECK_FALSE(contains(bare, "Cost per token"));
+    CHECK_FALSE(contains(bare, "**Physics:**"));
+    CHECK(contains(bare, "- **Cache saving, cold/hit TTFT** (cold [A',B,Q] is as long as the hit, with nothing cached): "
+                         "no paired rounds\n"));
+    CHECK_FALSE(contains(bare, "nan"));
+}
+
+TEST_CASE("a results file written before the cold arm renders with hit and miss only", "[report]") {
+    TempDir dir;
+    fs::copy_file(legacy_results, dir.path / "results_phase1.json");
+    const PhaseResult r = read_results_file(dir.path / "results_phase1.json");
+    REQUIRE_FALSE(report_detail::has_cold_arm(r));
+
+    const std::string data = results_data(e1, {r});
+    CHECK(contains(data, "# [P1-hit]"));
+    CHECK(contains(data, "# [P1-miss]"));
+    CHECK_FALSE(contains(data, "-cold]"));
+    CHECK_FALSE(contains(data, "[P1-cache]"));
+    CHECK(contains(data, "# [P1-invalidation]"));
+    CHECK(contains(data, "\n1 4.100 3.900 4.300 0 0.950000 1.100\n"));  // the seed's interval, pairs not recorded
+    const std::string script = results_script(e1, {r});
+    CHECK_FALSE(contains(script, "cache cold"));
+    CHECK_FALSE(contains(script, "[P1-cache]"));
+    CHECK(contains(script, "set label 6 " + report_detail::gp_quote("no cold arm in this result") +
+                               " at first 0, graph 0.5 center"));
+    CHECK(contains(script, report_detail::gp_quote("4.100 [3.900, 4.300]\n95% interval, pairs not recorded") +
+                               " at first 1.08, first 4.100"));
+    CHECK(contains(script, "rounds not recorded"));
+    const std::string comparison = phase_comparison_data(e1, {r});
+    CHECK_FALSE(contains(comparison, "[cold]"));
+    CHECK_FALSE(contains(phase_comparison_script(e1, {r}), "[cold]"));
+
+    const std::string md = summary_markdown({r}, {});
+    CHECK(contains(md, "| | cache hit [A,B,Q] | cache miss [B,Q] |\n|---|---:|---:|\n"));
+    CHECK(contains(md, "| TTFT median (ms) | 124.5 | 513.5 |\n"));
+    CHECK_FALSE(contains(md, "cache cold"));
+    CHECK_FALSE(contains(md, "Saving at equal length"));
+    CHECK(contains(md, "- **Cache saving, cold/hit TTFT** (cold [A',B,Q] is as long as the hit, with nothing cached): "
+                       "no cold arm in this result\n"));
+    CHECK(contains(md, "4.100, 95% interval [3.900, 4.300]\n"));
+    CHECK(contains(md, "- **Rounds:** not recorded (a results file from before the sequential decision; 2 trials per "
+                       "arm were configured)\n"));
+    CHECK_FALSE(contains(md, "Cost per token"));
+    for (const std::string& text : {data, script, md}) {
+        CHECK_FALSE(contains(text, "nan"));
+        CHECK_FALSE(contains(text, "inf "));
+    }
+
+    if (!gnuplot_or_skip()) return;
+    write_reports(dir.path, dir.path / "reports");
+    for (const char* png : {"experiment1_results.png", "experiment1_phase_comparison.png"})
+        CHECK(slurp(dir.path / "reports" / png).rfind("\x89PNG", 0) == 0);
+    CHECK_FALSE(contains(slurp(dir.path / "reports" / "summary.md"), "cache cold"));
 }
 
 TEST_CASE("the Markdown summary carries verdict, numbers, evidence, provenance and figures", "[report]") {
@@ -347,8 +567,10 @@ TEST_CASE("the Markdown summary carries verdict, numbers, evidence, provenance a
     CHECK(contains(md, "**Fix:** raise --trials"));
     CHECK(contains(md, "| TTFT median (ms) | 40.0 | 90.0 |"));
     CHECK(contains(md, "- **Saving:** 50.0 ms (median miss − median hit TTFT)"));
-    CHECK(contains(md, "2.250, 95% interval [2.100, 2.400] (paired bootstrap)"));
-    CHECK(contains(md, "at least 10.0% slower"));
+    CHECK(contains(md, "- **Invalidation cost, miss/hit TTFT** (A removed: the seed's test): 2.250, 95% interval "
+                       "[2.100, 2.400]\n"));
+    CHECK(contains(md, "- **Method:** paired bootstrap\n"));
+    CHECK(contains(md, "a miss must be at least 10.0% slower than the hit (ratio ≥ 1.100)"));
     CHECK(contains(md, "| measured trials (n) | 3 | 3 |"));
     CHECK(contains(md, "hit 768, miss not reported"));
     CHECK(contains(md, "2400 tokens looked up, 2304 hit (96.0%)"));
@@ -420,7 +642,7 @@ TEST_CASE("write_reports with only phase 2 draws phase 2", "[report][gnuplot]") 
     write_reports(dir.path, dir.path);
     CHECK(slurp(dir.path / "experiment1_results.png").rfind("\x89PNG", 0) == 0);
     CHECK(slurp(dir.path / "experiment1_phase_comparison.png").rfind("\x89PNG", 0) == 0);
-    CHECK(contains(slurp(dir.path / "experiment1_results.gp"), "layout 1,2"));
+    CHECK(contains(slurp(dir.path / "experiment1_results.gp"), "layout 1,3"));
     const std::string md = slurp(dir.path / "summary.md");
     CHECK(contains(md, "## Phase 2"));
     CHECK_FALSE(contains(md, "## Phase 1"));
@@ -438,9 +660,26 @@ TEST_CASE("a run that stopped before measuring anything still gets its figures",
     stopped.fault = Fault{FaultKind::connection_refused, FaultStage::connect, "Connection refused", 3, FaultRequest::warm};
     CHECK(contains(results_data(e1, {stopped}), "\n0 NaN NaN NaN NaN 0 0.000 0.000 0 \"\" 0 \"\"\n"));
     CHECK(contains(results_script(e1, {stopped}), "no measured trials"));
+    // Three arms, stopped after the warm-ups: no statistics, no contrast, only the bar in the decision panel.
+    PhaseResult stopped3 = with_cold(known_phase("phase2", 35, 82), 110);
+    stopped3.trials.resize(3);
+    for (Arm arm : all_arms) {
+        ArmStats& s = stopped3.stats(arm);
+        s = ArmStats{};
+        s.ttft_median = s.ttft_stdev = s.throughput_median = s.throughput_stdev = nan;
+    }
+    stopped3.verdict = Verdict{};
+    stopped3.verdict.threshold_pct = 10;
+    stopped3.verdict.ratio = stopped3.verdict.ratio_low = stopped3.verdict.ratio_high = nan;
+    stopped3.verdict.rounds_reason = "stopped early: the evidence decided";
+    CHECK(contains(results_data(e1, {stopped3}), "\n2 NaN NaN NaN NaN 0 0.000 0.000 0 \"\" 0 \"\"\n"));
+    CHECK_FALSE(contains(results_data(e1, {stopped3}), "[P2-cache]"));
+    CHECK(contains(results_script(e1, {stopped3}), "set label 7 'no paired rounds' at first 1, graph 0.5 center"));
+    CHECK_FALSE(contains(summary_markdown({stopped3}, {}), "nan"));
     if (!gnuplot_or_skip()) return;
     TempDir dir;
     write_results(stopped, dir.path / "results_phase1.json");
+    write_results(stopped3, dir.path / "results_phase2.json");
     write_reports(dir.path, dir.path);
     CHECK(slurp(dir.path / "experiment1_results.png").rfind("\x89PNG", 0) == 0);
     CHECK(slurp(dir.path / "experiment1_phase_comparison.png").rfind("\x89PNG", 0) == 0);
@@ -569,6 +808,8 @@ TEST_CASE("gp_quote makes any text a single-quoted gnuplot string", "[report]") 
     CHECK(gp_quote("`id` $(id) \"x\" \\ @m") == "'`id` $(id) \"x\" \\ @m'");
     CHECK(gp_quote("one\ntwo") == "'one'.\"\\n\".'two'");
     CHECK(gp_quote(std::string("a\rb\tc\0d", 7)) == "'a b c d'");
+    // Tic labels are gnuplot formats: a % is doubled, the rest quoted alike.
+    CHECK(report_detail::gp_tic("97.5% it's") == "'97.5%% it'.\"\\047\".'s'");
 }
 
 TEST_CASE("gnuplot reads gp_quote's strings back as the text and runs nothing", "[report][gnuplot]") {
@@ -614,8 +855,12 @@ TEST_CASE("foreign text in results files runs no command through gnuplot", "[rep
         return "x`touch " + marker + "-backquote` $(touch " + marker + "-dollar) 'it''s' \"q\" \\ @outfile\n" +
                "second line `touch " + marker + "-line2`";
     };
-    PhaseResult phase1 = known_phase("phase1", 40, 90);
+    PhaseResult phase1 = with_cold(known_phase("phase1", 40, 90), 124);
     phase1.engine.version = hostile("version");
+    phase1.verdict.rounds_reason = hostile("rounds_reason");
+    phase1.verdict.physics = hostile("physics");
+    phase1.verdict.reason = hostile("reason");
+    phase1.verdict.method = hostile("method");
     phase1.settings.model = hostile("model");
     phase1.git_revision = hostile("git_revision");
     phase1.engine.name = hostile("engine_name");
@@ -644,6 +889,8 @@ TEST_CASE("foreign text in results files runs no command through gnuplot", "[rep
         CHECK(live_backquotes(f.script).empty());
     }
     CHECK(contains(results_script(e1, {phase1}), "x`touch " + (dir.path / "ran-version").string() + "-backquote`"));
+    CHECK(contains(results_script(e1, {phase1}), (dir.path / "ran-rounds_reason").string() + "-backquote`"));
+    CHECK(contains(results_script(e1, {phase1}), "index '[P1-cold]'"));
 
     // And gnuplot itself, on the results files as kvgate report reads them.
     if (!gnuplot_or_skip()) return;

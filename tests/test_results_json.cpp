@@ -44,7 +44,7 @@ std::set<std::string> key_paths(const nlohmann::json& j) {
 
 // The previous version's document as this version writes it: warm-up trials moved from `trials` to
 // `warmup_trials` (order kept), the engine's template shape added (unknown: null), the TTFT compared
-// named (the client's, as then).
+// named (the client's, as then), its rounds capped at the configured ones (no sequential decision then).
 nlohmann::json as_written_now(nlohmann::json doc) {
     for (const char* arm : {"cache_hit", "cache_miss"}) {
         nlohmann::json counted = nlohmann::json::array(), warmups = nlohmann::json::array();
@@ -55,6 +55,8 @@ nlohmann::json as_written_now(nlohmann::json doc) {
     doc["engine"]["template_prefix_tokens"] = nullptr;
     doc["engine"]["template_suffix_tokens"] = nullptr;
     doc["config"]["ttft"] = "client";
+    doc["config"]["max_trials"] = doc["config"]["num_trials"];  // it ran those rounds, no more
+    doc["config"]["time_budget_s"] = 0.0;
     return doc;
 }
 
@@ -95,7 +97,7 @@ TEST_CASE("a results file found by its name needs no descriptor, and a file of a
                           Catch::Contains("phase2"));
 }
 
-TEST_CASE("a result written now has the keys of the previous version's file, and the two added", "[results_json]") {
+TEST_CASE("a result written now has the keys of the previous version's file, and those added", "[results_json]") {
     PhaseResult r;
     r.phase = phase_descriptor("phase1");
     for (int i = 0; i < 2; ++i) {
@@ -107,7 +109,8 @@ TEST_CASE("a result written now has the keys of the previous version's file, and
     r.fault = Fault{FaultKind::no_done, FaultStage::stream, "x", 2, FaultRequest::warm};
     auto expected = key_paths(load(fixture));
     for (const char* added : {".cache_hit.warmup_trials", ".cache_miss.warmup_trials", ".engine.template_prefix_tokens",
-                              ".engine.template_suffix_tokens", ".config.ttft"})
+                              ".engine.template_suffix_tokens", ".config.ttft", ".config.max_trials",
+                              ".config.time_budget_s"})
         expected.insert(added);
     CHECK(key_paths(to_json(r)) == expected);
 }

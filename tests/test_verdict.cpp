@@ -9,20 +9,29 @@ using namespace kvgate;
 
 namespace {
 
-// Paired trials: hit TTFTs and miss TTFTs, with the cached tokens the server reported.
-PhaseResult run_of(const std::vector<double>& hit, const std::vector<double>& miss, int hit_cached = 768,
-                   int miss_cached = 0) {
+// Rounds of hit, miss and cold TTFTs (cold: the miss's timings unless given; none: `two_arms`), with the
+// cached tokens the server reported (cold requests report the miss's). Fewer than 8 rounds given are
+// repeated to 8: the sign test needs 7 at the first look's 97.5 % to decide at all.
+PhaseResult run_of(std::vector<double> hit, std::vector<double> miss, int hit_cached = 768, int miss_cached = 0,
+                   std::vector<double> cold = {}, bool two_arms = false) {
+    if (cold.empty()) cold = miss;
+    for (std::size_t i = 0, given = hit.size(); hit.size() < 8; ++i) {
+        hit.push_back(hit[i % given]);
+        miss.push_back(miss[i % given]);
+        cold.push_back(cold[i % given]);
+    }
     PhaseResult r;
     r.engine.block_size = 128;
     for (std::size_t i = 0; i < hit.size(); ++i)
-        for (Arm arm : {Arm::hit, Arm::miss}) {
+        for (Arm arm : all_arms) {
+            if (two_arms && arm == Arm::cold) continue;
             Trial t;
             t.index = static_cast<int>(r.trials.size());
             t.arm = arm;
-            t.ttft_ms = arm == Arm::hit ? hit[i] : miss[i];
+            t.ttft_ms = arm == Arm::hit ? hit[i] : arm == Arm::miss ? miss[i] : cold[i];
             t.measured.stamps.first_token_ms = t.ttft_ms;
             t.throughput = 10;
-            t.measured.usage = {800, 50, arm == Arm::hit ? hit_cached : miss_cached};
+            t.measured.usage = {arm == Arm::miss ? 288 : 800, 50, arm == Arm::hit ? hit_cached : miss_cached};
             r.trials.push_back(t);
         }
     return r;
@@ -38,7 +47,7 @@ PhaseResult templated_run(int hit_cached, int miss_cached) {
     for (auto& t : r.trials) {
         t.warm_prompt_tokens_expected = 768;
         t.warm.usage.prompt_tokens = 20 + 768 + 5;
-        t.prompt_tokens_expected = (t.arm == Arm::hit ? 768 : 256) + 32;
+        t.prompt_tokens_expected = (t.arm == Arm::miss ? 256 : 768) + 32;
         t.measured.usage.prompt_tokens = 20 + t.prompt_tokens_expected + 5;
     }
     return r;
@@ -93,7 +102,7 @@ TEST_CASE("pairs with a TTFT that is not a positive number are counted, and the 
         decide(r, 10, 0.95);
         INFO("bad TTFT " << bad);
         CHECK(r.verdict.outcome == Outcome::error);
-        CHECK_THAT(r.verdict.reason, Catch::Contains("1 of 4 trial pairs have a TTFT that is not a positive number"));
+        CHECK_THAT(r.verdict.reason, Catch::Contains("2 of 8 rounds have a TTFT that is not a positive number"));
     }
 }
 
@@ -125,7 +134,7 @@ TEST_CASE("a clear saving passes", "[verdict]") {
     CHECK(r.verdict.outcome == Outcome::pass);
     CHECK(r.verdict.ratio == Approx(3.0).epsilon(0.05));
     CHECK(r.ttft_degradation_pct == Approx(200).epsilon(0.05));
-    CHECK(r.hit_stats.n == 4);
+    CHECK(r.hit_stats.n == 8);
     CHECK(r.hit_stats.cached_tokens_median == 768);
     CHECK(r.verdict.fix.empty());
 }
@@ -134,14 +143,14 @@ TEST_CASE("no saving fails", "[verdict]") {
     auto r = run_of({100, 101, 99, 100}, {101, 100, 100, 99});
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::fail);
-    CHECK_THAT(r.verdict.reason, Catch::Contains("upper bound"));
+    CHECK_THAT(r.verdict.reason, Catch::Contains("is below the bar"));
 }
 
 TEST_CASE("noise around the threshold is indeterminate and names the fix", "[verdict]") {
     auto r = run_of({100, 100, 100}, {100, 125, 105});
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::indeterminate);
-    CHECK_THAT(r.verdict.fix, Catch::Contains("--trials"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("more rounds") && Catch::Contains("--max-trials"));
 }
 
 TEST_CASE("a hit arm with nothing cached fails, whatever the timings", "[verdict]") {
@@ -184,14 +193,14 @@ TEST_CASE("a fault is an error verdict that keeps the completed trials' statisti
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::error);
     CHECK_THAT(r.verdict.reason, Catch::Contains("closed_mid_stream"));
-    CHECK(r.hit_stats.n == 2);
+    CHECK(r.hit_stats.n == 8);
 }
 
 TEST_CASE("warm-up trials are not counted", "[verdict]") {
-    auto r = run_of({5000, 100, 105, 98}, {100, 300, 310, 290});
-    r.trials[0].warmup = r.trials[1].warmup = true;
+    auto r = run_of({5000, 100, 105, 98, 101, 99, 104, 102, 100}, {100, 300, 310, 290, 305, 300, 295, 302, 301});
+    r.trials[0].warmup = r.trials[1].warmup = r.trials[2].warmup = true;  // the first round
     decide(r, 10, 0.95);
-    CHECK(r.hit_stats.n == 3);
+    CHECK(r.hit_stats.n == 8);
     CHECK(r.verdict.outcome == Outcome::pass);
 }
 
@@ -202,15 +211,15 @@ TEST_CASE("a miss that reuses B by shifted chunks is reported as such, not as co
         r.engine.block_size = 1;
         r.engine.shifted_chunk_reuse = 32;
         for (auto& t : r.trials)
-            if (t.arm == Arm::miss) t.measured.usage.prompt_tokens = 290;
+            if (t.arm != Arm::hit) t.measured.usage.prompt_tokens = 290;
         return r;
     };
     auto small = shifted({101, 100, 102, 100});
     decide(small, 10, 0.95);
     CHECK(small.verdict.outcome == Outcome::fail);  // the timing decides, as for any engine
-    CHECK_THAT(small.verdict.evidence, Catch::Contains("shifted-chunk reuse (--cache-reuse 32) in 4 of 4 misses"));
+    CHECK_THAT(small.verdict.evidence, Catch::Contains("shifted-chunk reuse (--cache-reuse 32) in 16 of 16 miss and cold requests"));
     CHECK_THAT(small.verdict.reason, Catch::Contains("median of 256 of 290 prompt tokens"));
-    CHECK_THAT(small.verdict.reason, Catch::Contains("upper bound"));
+    CHECK_THAT(small.verdict.reason, Catch::Contains("is below the bar"));
 
     auto large = shifted({300, 310, 290, 305});
     decide(large, 10, 0.95);
@@ -275,7 +284,7 @@ TEST_CASE("a fleet: a hit-arm query on another replica than its warm-up fails, w
     auto r = fleet_run(3);
     decide(r, 10, 0.95);  // timings alone would pass
     CHECK(r.verdict.outcome == Outcome::fail);
-    CHECK_THAT(r.verdict.reason, Catch::StartsWith("3 of 4 queries went to another replica than their warm-up") &&
+    CHECK_THAT(r.verdict.reason, Catch::StartsWith("3 of 8 queries went to another replica than their warm-up") &&
                                      Catch::Contains("policy round_robin") && Catch::Contains("by chance"));
     CHECK_THAT(r.verdict.fix, Catch::Contains("cache_aware"));
 }
@@ -284,7 +293,7 @@ TEST_CASE("a fleet: queries that cannot be placed leave locality unverified", "[
     auto r = fleet_run(0, false);
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::unverified);
-    CHECK_THAT(r.verdict.reason, Catch::Contains("4 of 4 queries could not be placed"));
+    CHECK_THAT(r.verdict.reason, Catch::Contains("8 of 8 queries could not be placed"));
 }
 
 TEST_CASE("a fleet: every query on its warm-up's replica leaves the verdict to evidence and timing",
@@ -294,8 +303,8 @@ TEST_CASE("a fleet: every query on its warm-up's replica leaves the verdict to e
     CHECK(r.verdict.outcome == Outcome::pass);
     const auto s = fleet_placement(r);
     REQUIRE(s);
-    CHECK(s->same == 4);
-    CHECK(s->per_replica[0].requests == 16);  // 8 measured trials, warm-up and query each
+    CHECK(s->same == 8);
+    CHECK(s->per_replica[0].requests == 48);  // 24 measured trials, warm-up and query each
     CHECK_FALSE(fleet_placement(run_of({1, 2}, {3, 4})));  // a single server is no fleet
 }
 
@@ -303,7 +312,7 @@ TEST_CASE("a saving the engine makes but hits give back outside it is named, and
           "[verdict]") {
     // The H200 at A 3000 tokens, llama-server: the engine's prompt time, hit ~5.6 ms, miss ~10.7 ms;
     // before it, hits ~10 ms and misses ~5 ms (the hit's 3000 more tokens to tokenize).
-    auto r = run_of({15.5, 15.9, 15.2, 15.6, 15.8}, {15.8, 15.4, 16.0, 15.7, 15.6});
+    auto r = run_of({15.5, 15.9, 15.2, 15.6, 15.8, 15.6, 15.6, 15.7}, {15.8, 15.4, 16.0, 15.7, 15.6, 15.7, 15.7, 15.6});
     for (Trial& t : r.trials) t.measured.engine_ttft_ms = t.ttft_ms - (t.arm == Arm::hit ? 10 : 5);
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome != Outcome::pass);
@@ -323,7 +332,7 @@ TEST_CASE("a saving the engine makes but hits give back outside it is named, and
 }
 
 TEST_CASE("hits and misses spending the same outside the engine draw no hidden-saving note", "[verdict]") {
-    auto r = run_of({15.5, 15.9, 15.2, 15.6, 15.8}, {15.8, 15.4, 16.0, 15.7, 15.6});
+    auto r = run_of({15.5, 15.9, 15.2, 15.6, 15.8, 15.6, 15.6, 15.7}, {15.8, 15.4, 16.0, 15.7, 15.6, 15.7, 15.7, 15.6});
     for (Trial& t : r.trials) t.measured.engine_ttft_ms = t.ttft_ms - 5;
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome != Outcome::pass);
@@ -384,17 +393,97 @@ TEST_CASE("hits that found nothing name caching off where the server's counters 
 }
 
 TEST_CASE("stalls are named with their arm, and whether the engine's own TTFT shows them", "[verdict][stall]") {
-    auto r = run_of({100, 105, 480, 102, 99, 101}, {300, 310, 290, 305, 2000, 301});
+    auto r = run_of({100, 105, 480, 102, 99, 101}, {300, 310, 290, 305, 2000, 301}, 768, 0,
+                    {320, 330, 310, 325, 315, 321});
     for (auto& t : r.trials) t.measured.engine_ttft_ms = t.ttft_ms * 0.8;
-    r.trials[9].measured.engine_ttft_ms = 240;  // the 2000 ms miss: the engine was quick, the client was not
+    r.trials[13].measured.engine_ttft_ms = 240;  // the 2000 ms miss: the engine was quick, the client was not
     decide(r, 10, 0.95);
     INFO(r.verdict.reason);
     CHECK_THAT(r.verdict.reason, Catch::Contains("2 stall(s), requests over 3x their arm's median TTFT") &&
-                                     Catch::Contains("trial 5 (cache_hit) 480.0 ms against its arm's median 101.5 ms: "
+                                     Catch::Contains("trial 7 (cache_hit) 480.0 ms against its arm's median 101.5 ms: "
                                                      "the engine's own TTFT shows it, a server stall") &&
-                                     Catch::Contains("trial 10 (cache_miss) 2000.0 ms") &&
+                                     Catch::Contains("trial 14 (cache_miss) 2000.0 ms") &&
                                      Catch::Contains("does not, so the client or the network"));
     auto quiet = run_of({100, 105, 98, 102}, {300, 310, 290, 305});
     decide(quiet, 10, 0.95);
     CHECK_THAT(quiet.verdict.reason, !Catch::Contains("stall"));
+}
+
+TEST_CASE("the seed's miss no slower than the hit while cold is: the cache works, and the sizes that show A's removal",
+          "[verdict][cold]") {
+    // As on an H200 at 3000/500/32: the hit carries A's tokens through the server, so [B,Q] is as fast.
+    auto r = run_of({60, 62, 61, 59, 63, 60, 61, 62, 60, 61}, {42, 41, 43, 42, 40, 44, 41, 42, 43, 42}, 768, 0,
+                    {109, 110, 108, 111, 107, 109, 110, 108, 112, 109});
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK(r.verdict.cache.outcome == Outcome::pass);
+    CHECK(r.verdict.invalidation.outcome == Outcome::fail);
+    CHECK(r.verdict.ratio == Approx(r.verdict.invalidation.ratio));  // the seed's keys keep miss/hit
+    CHECK_THAT(r.verdict.reason, Catch::Contains("the cache works, and removing A costs little at these sizes") &&
+                                     Catch::Contains("us per cached token") &&
+                                     Catch::Contains("removing A shows (miss/hit clears the bar) from B ="));
+    CHECK(r.verdict.saving_per_cached_token_ms > 0);
+    CHECK(r.verdict.cache.look_confidence == Approx(0.975));  // the first look's half of alpha
+}
+
+TEST_CASE("a hit faster than the shorter miss but not than an equal-length cold prompt fails on the cache's contrast",
+          "[verdict][cold]") {
+    auto r = run_of({100, 101, 99, 100, 100, 101}, {300, 310, 290, 305, 300, 302}, 768, 0,
+                    {101, 100, 102, 99, 100, 101});
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK(r.verdict.cache.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("mostly its shorter prompt"));
+}
+
+TEST_CASE("a cold request served from cache makes the run unverified and is named", "[verdict][cold]") {
+    auto r = run_of({100, 105, 98}, {300, 310, 290}, 768, 0);
+    for (auto& t : r.trials)
+        if (t.arm == Arm::cold) t.measured.usage.cached_tokens = 512;
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::unverified);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("8 of 16 miss and cold requests were served from cache (the first a cold"));
+}
+
+TEST_CASE("a result without a cold arm decides on miss/hit alone and says so", "[verdict][cold]") {
+    auto r = run_of({100, 105, 98, 102}, {300, 310, 290, 305}, 768, 0, {}, /*two_arms=*/true);
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("no cold arm measured"));
+}
+
+TEST_CASE("one stalled hit does not turn a healthy run red, and is named", "[verdict][cold]") {
+    std::vector<double> hit = {65, 66, 64, 65, 67, 64, 66, 65, 64, 66};
+    hit[4] = 5 * 65;  // a server stall of five times the arm's median
+    auto r = run_of(hit, {190, 185, 195, 192, 188, 190, 191, 189, 193, 190}, 768, 0,
+                    {200, 205, 198, 202, 199, 203, 201, 200, 204, 199});
+    decide(r, 10, 0.95);
+    INFO(r.verdict.reason);
+    CHECK(r.verdict.outcome == Outcome::pass);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("1 stall(s)") && Catch::Contains("trial 13 (cache_hit)"));
+}
+
+TEST_CASE("a cached path that is slow every time fails, however many rounds", "[verdict][cold]") {
+    std::vector<double> hit, miss, cold;
+    for (int i = 0; i < 40; ++i) {
+        hit.push_back(190 + i % 3);
+        miss.push_back(180 + i % 4);
+        cold.push_back(192 + i % 5);
+    }
+    auto r = run_of(hit, miss, 768, 0, cold);
+    r.settings.trials = 10;
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK(r.verdict.cache.outcome == Outcome::fail);
+    CHECK(r.verdict.cache.look_confidence == Approx(1 - 0.05 / 2 / 30));  // a later look's share of alpha
+}
+
+TEST_CASE("block rounding that hides the saving is named in the reason", "[verdict][cold]") {
+    auto r = run_of({100, 101, 99, 100}, {100, 101, 100, 99}, 768, 0, {101, 100, 99, 100});
+    r.block_rounding = "block size 512 keeps 256 of the warm prompt's 768 tokens from reuse";
+    decide(r, 10, 0.95);
+    CHECK(r.verdict.outcome == Outcome::fail);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("block rounding: block size 512"));
 }

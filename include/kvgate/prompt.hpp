@@ -18,11 +18,12 @@
 namespace kvgate {
 
 struct TrialPrompts {
-    std::string a, b, q;
-    int a_tokens = 0, b_tokens = 0, q_tokens = 0;  // as counted (or estimated) when built
-    std::string warm() const { return a + b; }     // [A,B]
-    std::string hit() const { return a + b + q; }  // [A,B,Q]
-    std::string miss() const { return b + q; }     // [B,Q]
+    std::string a, b, q, a_cold;  // a_cold: A', fresh content as long as A (in tokens)
+    int a_tokens = 0, b_tokens = 0, q_tokens = 0, a_cold_tokens = 0;  // as counted (or estimated) when built
+    std::string warm() const { return a + b; }           // [A,B]
+    std::string hit() const { return a + b + q; }        // [A,B,Q]
+    std::string miss() const { return b + q; }           // [B,Q]
+    std::string cold() const { return a_cold + b + q; }  // [A',B,Q]
 };
 
 // Counts a text's tokens as the engine sees it; nullopt when it cannot.
@@ -38,6 +39,9 @@ public:
         p.a = sized(trial, 0, a_tokens, false, p.a_tokens);
         p.b = sized(trial, 1, b_tokens, false, p.b_tokens);
         p.q = sized(trial, 2, q_tokens, true, p.q_tokens);
+        // A' as long as A as counted (A may be a token or two over its target), so cold and hit
+        // prompts have the same length.
+        p.a_cold = sized(trial, 3, std::max(1, p.a_tokens), false, p.a_cold_tokens);
         return p;
     }
 
@@ -103,11 +107,11 @@ private:
         };
         std::mt19937_64 rng = rng_of(part);
         std::uniform_int_distribution<std::size_t> pick(0, kWords.size() - 1);
-        // B starts with another letter than A: the miss [B,Q] then shares no first token with the warm
-        // [A,B] (tokenizers split a capitalised word as " R" + "iver"), which an engine that reuses
-        // single tokens (llama.cpp) would otherwise report as a cached token of the miss.
+        // B and A' start with another letter than A: the miss [B,Q] and the cold [A',B,Q] then share no
+        // first token with the warm [A,B] (tokenizers split a capitalised word as " R" + "iver"), which an
+        // engine that reuses single tokens (llama.cpp) would otherwise report as a cached token of theirs.
         char avoid = 0;
-        if (part == 1) {
+        if (part == 1 || part == 3) {
             std::mt19937_64 a_rng = rng_of(0);
             avoid = kWords[pick(a_rng)][0];
         }

@@ -1,6 +1,8 @@
 // The seed's protocol, for any engine and any phase. Per trial: warm [A,B] with max_tokens=1, settle, then the
-// measured query: hit = [A,B,Q], miss = [B,Q]. Trials run in pairs, in ABBA order (hit-miss,
-// miss-hit, ...), so drift hits both arms alike and each pair gives one paired ratio.
+// measured query: hit = [A,B,Q], the seed's miss = [B,Q], cold = [A',B,Q] (A' fresh, A's length). Trials run
+// in rounds of one per arm, in balanced orders (scheduled_arm), so drift hits every arm alike and each
+// round pairs each other arm with its hit. After the configured rounds the verdict is looked at after
+// every round; while it is undecided, rounds are added up to the cap and the time budget (sequential.hpp).
 #pragma once
 
 #include <ctime>
@@ -50,7 +52,7 @@ inline StopRule stop_when_evidence_decides() {
         decide(favourable, threshold, confidence);
         if (favourable.verdict.outcome != Outcome::fail) return std::nullopt;
         return "stopped after " + std::to_string(partial.measured(Arm::hit).size()) +
-               " measured pairs: the cache evidence decided 'fail' whatever the timing, and with prefix caching "
+               " measured rounds: the cache evidence decided 'fail' whatever the timing, and with prefix caching "
                "off no later miss can be served from cache (" +
                now.verdict.reason + ")";
     };
@@ -66,11 +68,13 @@ inline std::string utc_timestamp() {
 }
 
 inline std::string progress_line(const PhaseResult& r, const Trial& t) {
-    const int pairs = r.settings.warmup + r.settings.trials;
+    const int rounds = r.settings.warmup + r.settings.trials;
+    const int round = t.index / arm_count + 1;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "[%s] trial %d/%d (pair %d/%d) %s%-10s TTFT %8.2f ms  cached %5d/%5d tokens",
-                  r.phase.name.c_str(), t.number(), 2 * pairs, t.index / 2 + 1, pairs, t.warmup ? "warmup " : "",
-                  to_string(t.arm), t.ttft_ms, t.measured.usage.cached_tokens, t.measured.usage.prompt_tokens);
+    std::snprintf(buf, sizeof buf, "[%s] trial %d (round %d/%d%s) %s%-10s TTFT %8.2f ms  cached %5d/%5d tokens",
+                  r.phase.name.c_str(), t.number(), round, rounds, round > rounds ? ", added" : "",
+                  t.warmup ? "warmup " : "", to_string(t.arm), t.ttft_ms, t.measured.usage.cached_tokens,
+                  t.measured.usage.prompt_tokens);
     return buf;
 }
 
@@ -78,10 +82,11 @@ inline std::string progress_line(const PhaseResult& r, const Trial& t) {
 // a verdict that says the file is partial (the run may be killed before it is rewritten).
 inline void mark_partial(PhaseResult& r) {
     decide(r, r.settings.threshold_pct, r.settings.confidence);
-    const int planned = 2 * (r.settings.warmup + r.settings.trials);
+    const int planned = arm_count * (r.settings.warmup + r.settings.trials);
     r.complete = false;
     r.verdict.outcome = Outcome::error;
-    r.verdict.reason = "partial results: " + std::to_string(r.trials.size()) + " of " + std::to_string(planned) +
+    r.verdict.reason = "partial results: " + std::to_string(r.trials.size()) + " of at least " +
+                       std::to_string(planned) +
                        " trials had been measured when this file was written (the run was still going, or was "
                        "killed); no verdict";
     r.verdict.fix = "let the run finish; a finished run's file says \"complete\": true or names its fault";
@@ -93,6 +98,33 @@ inline std::optional<int> template_overhead(Engine& engine, const TemplateShape&
     if (auto empty = engine.count_tokens("")) return *empty;
     if (shape.known()) return shape.prefix_tokens + shape.suffix_tokens;
     return std::nullopt;
+}
+
+// Between rounds, once the configured rounds are measured: why no round is added (the verdict is decided,
+// the cap is reached, the time budget is spent), or nullopt to add one. `spent_s`: time measuring so far.
+// The one rule the protocol and the decision's simulation (bench/gate_sim.cpp) both follow.
+inline std::optional<std::string> rounds_done(const PhaseResult& partial, double spent_s) {
+    const Settings& s = partial.settings;
+    const int measured = static_cast<int>(partial.measured(Arm::hit).size());
+    PhaseResult now = partial;
+    decide(now, s.threshold_pct, s.confidence);
+    if (now.verdict.outcome != Outcome::indeterminate)
+        return measured <= s.trials ? "decided at the first look, after the configured " + std::to_string(measured) +
+                                          " rounds"
+                                    : "decided after " + std::to_string(measured) + " rounds: " +
+                                          std::to_string(measured - s.trials) +
+                                          " added one at a time while the interval straddled the bar";
+    if (measured >= std::max(s.trials, s.max_trials))
+        return "undecided at the cap of " + std::to_string(measured) + " rounds (--max-trials)";
+    if (s.time_budget_s > 0 && spent_s >= s.time_budget_s)
+        return detail::fmt("undecided after %.0f rounds when the time budget ran out (%.0f s of %.0f s, "
+                           "--time-budget-s)",
+                           measured, spent_s, s.time_budget_s);
+    return std::nullopt;
+}
+
+inline std::string measured_prompt(const TrialPrompts& p, Arm arm) {
+    return arm == Arm::hit ? p.hit() : arm == Arm::miss ? p.miss() : p.cold();
 }
 
 // Runs `phase` on `engine`. Engines report failures as values, so this returns a result whatever
@@ -122,52 +154,66 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         baseline_differences = check_baseline(*baseline, r, s.baseline_comparable);
     }
 
-    // All content is built (and sized with the engine's tokenizer) before anything is timed. Parts
-    // are sized by their content: A + B + Q is then at least the targets' sum, plus the template once.
+    // Content is sized with the engine's tokenizer, never while a request is timed. Parts are sized by
+    // their content: A + B + Q is then at least the targets' sum, plus the template once.
     const std::optional<int> overhead = template_overhead(engine, r.engine.template_shape);
     PromptBuilder builder(r.settings.seed, [&](const std::string& text) -> std::optional<int> {
         const auto n = engine.count_tokens(text);
         if (!n || !overhead) return n;
         return std::max(0, *n - *overhead);
     });
-    const int pairs = s.warmup + s.trials;
-    std::vector<TrialPrompts> prompts;
-    for (int i = 0; i < 2 * pairs; ++i)
-        prompts.push_back(builder.build(i, s.context_a_tokens, s.context_b_tokens, s.query_tokens));
-    r.sizes_estimated = builder.sizes_estimated();
-
-    // The ids each trial's prompts render to, also before timing: what each request must reuse.
-    std::vector<std::optional<RenderedTrial>> rendered;
-    for (int i = 0; i < 2 * pairs; ++i) {
-        const TrialPrompts& p = prompts[i];
-        auto warm = engine.token_ids(p.warm());
-        auto warm_again = warm ? engine.token_ids(p.warm()) : std::nullopt;
-        auto measured = warm_again ? engine.token_ids(scheduled_arm(i) == Arm::hit ? p.hit() : p.miss()) : std::nullopt;
-        if (measured)
-            rendered.push_back(RenderedTrial{std::move(*warm), std::move(*warm_again), std::move(*measured)});
-        else
-            rendered.emplace_back();
-    }
     const auto detokenize = [&](const TokenIds& ids) {
         if (auto text = engine.detokenize(ids)) return *text;
         std::string list;  // the engine cannot decode: the ids at least locate the difference
         for (int id : ids) list += (list.empty() ? "#" : " #") + std::to_string(id);
         return list;
     };
-    ReusePlan plan = plan_reuse(rendered, r.engine.block_size, r.engine.template_shape, detokenize);
-    r.block_rounding = plan.block_rounding;
+    ReusePlanner planner(r.engine.block_size, r.engine.template_shape, detokenize);
+    std::vector<TrialPrompts> prompts;
+    std::vector<TrialReuse> planned;
+    // A round's content is built and rendered (the ids each request must reuse) before its first request,
+    // never between a warm request and its measured one.
+    const auto prepare_round = [&](int round) {
+        for (int i = round * arm_count; i < (round + 1) * arm_count; ++i) {
+            const Arm arm = scheduled_arm(i);
+            prompts.push_back(builder.build(i, s.context_a_tokens, s.context_b_tokens, s.query_tokens));
+            const TrialPrompts& p = prompts.back();
+            auto warm = engine.token_ids(p.warm());
+            auto warm_again = warm ? engine.token_ids(p.warm()) : std::nullopt;
+            auto measured = warm_again ? engine.token_ids(measured_prompt(p, arm)) : std::nullopt;
+            std::optional<RenderedTrial> ids;
+            if (measured) ids = RenderedTrial{std::move(*warm), std::move(*warm_again), std::move(*measured)};
+            planned.push_back(planner.add(ids, arm));
+        }
+    };
+    const int first_rounds = s.warmup + s.trials;
+    for (int round = 0; round < first_rounds; ++round) prepare_round(round);
+    r.sizes_estimated = builder.sizes_estimated();
+    r.block_rounding = planner.block_rounding_note();
 
     const CounterSnapshot before = engine.prefix_cache_counters();
-    for (int i = 0; i < 2 * pairs; ++i) {
-        const int pair = i / 2;
+    const auto measuring_since = Clock::now();
+    std::string rounds_reason;
+    for (int i = 0;; ++i) {
+        const int round = i / arm_count;
+        if (i % arm_count == 0 && round >= first_rounds) {
+            if (auto done = rounds_done(r, ms_between(measuring_since, Clock::now()) / 1000)) {
+                rounds_reason = *done;
+                break;
+            }
+            prepare_round(round);
+        }
         Trial t;
         t.index = i;
         t.arm = scheduled_arm(i);
-        t.reuse = plan.trials[i];
-        t.warmup = pair < s.warmup;
+        t.reuse = planned[i];
+        t.warmup = round < s.warmup;
         const TrialPrompts& p = prompts[i];
         t.warm_prompt_tokens_expected = p.a_tokens + p.b_tokens;
-        t.prompt_tokens_expected = (t.arm == Arm::hit ? p.a_tokens : 0) + p.b_tokens + p.q_tokens;
+        t.prompt_tokens_expected = (t.arm == Arm::hit    ? p.a_tokens
+                                    : t.arm == Arm::cold ? p.a_cold_tokens
+                                                         : 0) +
+                                   p.b_tokens + p.q_tokens;
 
         auto fail = [&](Completion& c, FaultRequest request) {
             c.fault->trial = t.number();
@@ -187,7 +233,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(s.settle_ms));
-        Completion measured = engine.complete(t.arm == Arm::hit ? p.hit() : p.miss(), r.settings.max_output_tokens);
+        Completion measured = engine.complete(measured_prompt(p, t.arm), r.settings.max_output_tokens);
         t.measured = measured.record;
         if (measured.fault) {
             fail(measured, FaultRequest::measured);
@@ -213,20 +259,19 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         if (observe) {
             mark_partial(r);
             observe(r, r.trials.back());
-        }        if (stop && i % 2 == 1 && !t.warmup)
+        }
+        if (stop && i % arm_count == arm_count - 1 && !t.warmup)
             if ((r.early_stop = stop(r))) break;
     }
     r.counters = counter_deltas(before, engine.prefix_cache_counters());
     r.complete = !r.fault;
     r.wall_time_s = ms_between(started, Clock::now()) / 1000;
     decide(r, s.threshold_pct, s.confidence);
+    r.verdict.rounds_reason = r.early_stop ? "stopped early: the evidence decided" : rounds_reason;
     if (baseline && r.verdict.outcome != Outcome::error) {
         r.baseline = compare_runs(*baseline, r, s.regression_pct, baseline_differences);
         fold_baseline(r.verdict, *r.baseline);
     }
-    // A saving too small may be the block size's doing: say how much of the warm prompt it hides.
-    if (!r.block_rounding.empty() && (r.verdict.outcome == Outcome::fail || r.verdict.outcome == Outcome::indeterminate))
-        r.verdict.fix += (r.verdict.fix.empty() ? "" : "; ") + r.block_rounding;
     return r;
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,10 +23,32 @@ inline double ms_between(Clock::time_point from, Clock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// The two conditions of the experiment.
-enum class Arm { hit, miss };
+// The conditions of the experiment, each measured after warming [A,B]: hit [A,B,Q]; the seed's miss
+// [B,Q] (A removed: the invalidation cost, a shorter prompt); cold [A',B,Q] (A' fresh, as long as A:
+// the hit's length and server-side work with nothing cached, so cold vs hit isolates the cache's saving).
+enum class Arm { hit, miss, cold };
 
-inline const char* to_string(Arm arm) { return arm == Arm::hit ? "cache_hit" : "cache_miss"; }
+inline constexpr Arm all_arms[] = {Arm::hit, Arm::miss, Arm::cold};
+inline constexpr int arm_count = 3;
+
+inline const char* to_string(Arm arm) {
+    switch (arm) {
+        case Arm::hit: return "cache_hit";
+        case Arm::miss: return "cache_miss";
+        case Arm::cold: return "cache_cold";
+    }
+    return "cache_hit";
+}
+
+// Short names for people: "hit", "miss", "cold".
+inline const char* arm_word(Arm arm) {
+    switch (arm) {
+        case Arm::hit: return "hit";
+        case Arm::miss: return "miss";
+        case Arm::cold: return "cold";
+    }
+    return "hit";
+}
 
 // Where a request's moments fell, in ms after the request was handed to the socket
 // (phase 2: after the call into the engine). Absent stamps are std::nullopt.
@@ -118,7 +141,17 @@ inline const char* to_string(Outcome o) {
     return "error";
 }
 
-// The paired interval on miss/hit TTFT and what it decided.
+// One timing comparison against the hit arm (other/hit TTFT over the rounds' pairs), as the sequential
+// procedure decided it at its last look (sequential.hpp).
+struct Contrast {
+    Outcome outcome = Outcome::error;  // pass / fail / indeterminate on timing alone (error: too few pairs)
+    double ratio = 0, low = 0, high = 0;  // geometric mean of the paired ratios and its interval
+    int pairs = 0;
+    double look_confidence = 0;  // the confidence the interval was taken at (the look's share of alpha)
+};
+
+// The verdict: evidence first, then the two paired contrasts against the bar. The seed's fields
+// (ratio, ratio_low, ratio_high) keep their meaning, miss/hit; the cold arm's contrast is an extension.
 struct Verdict {
     Outcome outcome = Outcome::error;
     double threshold_pct = 0;   // as the run's settings had it (decide() copies it)
@@ -126,6 +159,15 @@ struct Verdict {
     double ratio = 0;           // geometric mean of the paired miss/hit TTFT ratios
     double ratio_low = 0;       // interval bounds on that ratio
     double ratio_high = 0;
+    Contrast invalidation;      // miss/hit: the seed's test (ratio, ratio_low and ratio_high repeat it)
+    Contrast cache;             // cold/hit: the cache's own saving at equal length
+    int rounds = 0;             // measured rounds (one trial of each arm) the decision took
+    std::string rounds_reason;  // why that many: decided at the first look, added while undecided, cap, budget
+    // What the three arms imply (physics.hpp): the prefill saved per cached token, the server's cost per
+    // prompt token, and where a contrast did not clear the bar, the sizes that would. NaN / "": not known.
+    double saving_per_cached_token_ms = std::numeric_limits<double>::quiet_NaN();
+    double per_prompt_token_ms = std::numeric_limits<double>::quiet_NaN();
+    std::string physics;
     std::string method;         // how the interval was computed
     std::string reason;         // why this outcome, in numbers
     std::string fix;            // what to do when the numbers cannot support a verdict
@@ -293,7 +335,7 @@ struct PhaseResult {
     std::string git_revision;
     EngineInfo engine;
     std::vector<Trial> trials;  // every trial, warmups included, in run order
-    ArmStats hit_stats, miss_stats;
+    ArmStats hit_stats, miss_stats, cold_stats;
     double ttft_degradation_pct = 0;  // (mean miss - mean hit) / mean hit * 100 TTFT, as the seed
     std::string block_rounding;       // how much of the warm prompt whole blocks keep from reuse ("" none)
     CounterDeltas counters;
@@ -303,6 +345,11 @@ struct PhaseResult {
     double wall_time_s = 0;
     bool complete = false;  // false when a fault stopped the run early
     std::optional<std::string> early_stop;  // why a stop rule ended the run before its last trial
+
+    ArmStats& stats(Arm arm) { return arm == Arm::hit ? hit_stats : arm == Arm::miss ? miss_stats : cold_stats; }
+    const ArmStats& stats(Arm arm) const {
+        return arm == Arm::hit ? hit_stats : arm == Arm::miss ? miss_stats : cold_stats;
+    }
 
     std::vector<const Trial*> measured(Arm arm) const {
         std::vector<const Trial*> out;

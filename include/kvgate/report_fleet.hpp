@@ -39,7 +39,7 @@ inline int fleet_size(const std::vector<PhaseResult>& phases) {
 inline std::string placement_data(const Experiment& experiment, const std::vector<PhaseResult>& phases) {
     std::ostringstream out;
     out << "# kvgate data for " << placement_figure_name(experiment) << ".gp. Replica index; -1: not placed.\n"
-        << "# Columns: trial warm_replica query_replica arm(0=hit,1=miss) warmup(0/1) moved(1: hit-arm query away "
+        << "# Columns: trial warm_replica query_replica arm(0=hit,1=miss,2=cold) warmup(0/1) moved(1: hit-arm query away "
            "from its warm-up)\n";
     for (const auto& r : phases) {
         if (!r.engine.fleet()) continue;
@@ -48,7 +48,7 @@ inline std::string placement_data(const Experiment& experiment, const std::vecto
             const int warm = report_detail::placed_replica(t.warm.placement);
             const int query = report_detail::placed_replica(t.measured.placement);
             const bool moved = t.arm == Arm::hit && warm >= 0 && query >= 0 && warm != query;
-            out << t.number() << " " << warm << " " << query << " " << (t.arm == Arm::hit ? 0 : 1) << " "
+            out << t.number() << " " << warm << " " << query << " " << report_detail::arm_x(t.arm) << " "
                 << (t.warmup ? 1 : 0) << " " << (moved ? 1 : 0) << "\n";
         }
     }
@@ -95,7 +95,11 @@ inline std::string placement_script(const Experiment& experiment, const std::vec
           << "     '' index " << gp_quote(block) << " using 1:($4==0 ? $3 : NaN) with points pt 7 ps 1.5 lc rgb "
           << gp_quote(hit_colour) << " title \"query, cache-hit arm [A,B,Q]\", \\\n"
           << "     '' index " << gp_quote(block) << " using 1:($4==1 ? $3 : NaN) with points pt 9 ps 1.5 lc rgb "
-          << gp_quote(miss_colour) << " title \"query, cache-miss arm [B,Q]\", \\\n"
+          << gp_quote(miss_colour) << " title \"query, cache-miss arm [B,Q]\", \\\n";
+        if (has_cold_arm(*r))
+            s << "     '' index " << gp_quote(block) << " using 1:($4==2 ? $3 : NaN) with points pt 5 ps 1.3 lc rgb "
+              << gp_quote(cold_colour) << " title " << gp_quote("query, cache-cold arm [A',B,Q]") << ", \\\n";
+        s
           << "     '' index " << gp_quote(block)
           << " using 1:($6==1 ? $3 : NaN) with points pt 2 ps 3.2 lw 3 lc rgb \"#CC0000\" "
              "title \"hit-arm query on another replica than its warm-up\"\n"

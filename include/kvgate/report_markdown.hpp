@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -62,10 +63,14 @@ inline std::string md_pct(double fraction) { return format_fixed(fraction * 100,
 
 inline std::string md_evidence(const PhaseResult& r) {
     std::ostringstream s;
-    bool cached = r.hit_stats.cached_tokens_median >= 0 || r.miss_stats.cached_tokens_median >= 0;
-    if (cached)
-        s << "cached prompt tokens (median, server-reported): hit " << md_tokens(r.hit_stats.cached_tokens_median)
-          << ", miss " << md_tokens(r.miss_stats.cached_tokens_median);
+    const auto arms = shown_arms(r);
+    bool cached = false;
+    for (Arm arm : arms) cached = cached || r.stats(arm).cached_tokens_median >= 0;
+    if (cached) {
+        s << "cached prompt tokens (median, server-reported):";
+        for (Arm arm : arms)
+            s << (arm == arms.front() ? " " : ", ") << arm_word(arm) << " " << md_tokens(r.stats(arm).cached_tokens_median);
+    }
     if (r.counters.available) {
         s << (cached ? "; " : "") << "Prometheus prefix-cache counters over the measured run: "
           << format_fixed(r.counters.queries, 0) << " tokens looked up, " << format_fixed(r.counters.hits, 0) << " hit";
@@ -126,10 +131,13 @@ inline std::string md_other_ttft_row(const PhaseResult& r) {
             if (t->measured.stamps.first_token_ms) client.push_back(*t->measured.stamps.first_token_ms);
         return client.empty() ? std::nullopt : std::optional<double>(median(client));
     };
-    const auto hit = other(Arm::hit), miss = other(Arm::miss);
-    if (!hit || !miss) return "";
-    return std::string(engine_gated ? "| client TTFT median (ms), not gated | " : "| engine's own TTFT median (ms), not gated | ") +
-           md_ms(*hit) + " | " + md_ms(*miss) + " |\n";
+    std::string row = engine_gated ? "| client TTFT median (ms), not gated |" : "| engine's own TTFT median (ms), not gated |";
+    for (Arm arm : shown_arms(r)) {
+        const auto value = other(arm);
+        if (!value) return "";
+        row += " " + md_ms(*value) + " |";
+    }
+    return row + "\n";
 }
 
 // Expected (from the rendered ids) vs reported cached tokens of one arm's measured requests.
@@ -153,6 +161,54 @@ inline std::string md_reuse(const PhaseResult& r, Arm arm) {
     return out;
 }
 
+// One contrast in words: ratio, interval at the look's confidence, pairs, and its own outcome.
+inline std::string md_contrast(const ShownContrast& c) {
+    if (!c.shown) return c.absent;
+    std::string out = format_fixed(c.ratio, 3) + ", ";
+    out += c.interval() ? confidence_pct(c.look_confidence) + " interval [" + format_fixed(c.low, 3) + ", " +
+                              format_fixed(c.high, 3) + "]"
+                        : std::string("no interval");
+    if (c.pairs > 0) out += " over " + std::to_string(c.pairs) + (c.pairs == 1 ? " pair" : " pairs");
+    if (c.outcome) out += " — **" + md_outcome(*c.outcome) + "**, " + contrast_outcome_words(*c.outcome);
+    return out;
+}
+
+// What the verdict was decided on, as the result recorded it: both contrasts against the bar, how many
+// rounds and why, and what the arms imply per token. Nothing here is computed again.
+inline void md_decision(std::ostringstream& s, const PhaseResult& r) {
+    const Verdict& v = r.verdict;
+    const bool cold = has_cold_arm(r);
+    s << "### Decision\n\n"
+      << "- **Cache saving, cold/hit TTFT** (cold [A',B,Q] is as long as the hit, with nothing cached): "
+      << md_line(md_contrast(cache_contrast(r))) << "\n"
+      << "- **Invalidation cost, miss/hit TTFT** (A removed: the seed's test): "
+      << md_line(md_contrast(invalidation_contrast(r))) << "\n"
+      << "- **Threshold:** " << (cold ? "cold and miss must each be" : "a miss must be") << " at least "
+      << format_fixed(v.threshold_pct, 1) << "% slower than the hit (ratio ≥ "
+      << format_fixed(threshold_ratio(v.threshold_pct), 3) << "); a contrast passes when its whole interval lies "
+         "above the bar, fails when below it\n"
+      << "- **Rounds:** ";
+    if (v.rounds > 0)
+        s << v.rounds << " measured round" << (v.rounds == 1 ? "" : "s") << " (one trial of each arm per round)"
+          << (v.rounds_reason.empty() ? "" : ": " + md_line(v.rounds_reason)) << "\n";
+    else if (!v.rounds_reason.empty())
+        s << md_line(v.rounds_reason) << "\n";
+    else
+        s << "not recorded (a results file from before the sequential decision; " << r.settings.trials
+          << " trials per arm were configured)\n";
+    if (std::isfinite(v.saving_per_cached_token_ms)) {
+        s << "- **Cost per token:** the cache saves " << format_fixed(1000 * v.saving_per_cached_token_ms, 1)
+          << " µs per cached token";
+        if (std::isfinite(v.per_prompt_token_ms))
+            s << "; the server spends " << format_fixed(1000 * v.per_prompt_token_ms, 1)
+              << " µs on every prompt token, cached or not";
+        s << "\n";
+    }
+    if (!v.physics.empty()) s << "- **Physics:** " << md_line(v.physics) << "\n";
+    if (!v.method.empty()) s << "- **Method:** " << md_line(v.method) << "\n";
+    s << "\n";
+}
+
 inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
     const Verdict& v = r.verdict;
     const ArmStats& hit = r.hit_stats;
@@ -168,29 +224,37 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
     if (r.early_stop) s << "**Stopped early:** " << md_line(*r.early_stop) << "\n\n";
 
     const std::string ttft = r.settings.ttft == "engine" ? "engine's own TTFT" : "TTFT";
-    s << "| | cache hit [A,B,Q] | cache miss [B,Q] |\n"
-      << "|---|---:|---:|\n"
-      << "| " << ttft << " median (ms) | " << md_ms(hit.ttft_median) << " | " << md_ms(miss.ttft_median) << " |\n"
-      << "| " << ttft << " mean ± stdev (ms) | " << md_ms(hit.ttft_mean) << " ± " << md_ms(hit.ttft_stdev) << " | "
-      << md_ms(miss.ttft_mean) << " ± " << md_ms(miss.ttft_stdev) << " |\n"
-      << "| " << ttft << " p90 (ms) | " << md_ms(hit.ttft_p90) << " | " << md_ms(miss.ttft_p90) << " |\n"
+    const std::vector<Arm> arms = shown_arms(r);
+    // One row of the arm table: its name, then each shown arm's cell.
+    const auto row = [&](const std::string& name, const std::function<std::string(const ArmStats&, Arm)>& cell) {
+        std::string out = "| " + name + " |";
+        for (Arm arm : arms) out += " " + cell(r.stats(arm), arm) + " |";
+        return out + "\n";
+    };
+    s << "|";
+    for (Arm arm : arms) s << (arm == arms.front() ? " |" : "") << " " << arm_condition(arm) << " |";
+    s << "\n|---|";
+    for (std::size_t i = 0; i < arms.size(); ++i) s << "---:|";
+    s << "\n"
+      << row(ttft + " median (ms)", [](const ArmStats& a, Arm) { return md_ms(a.ttft_median); })
+      << row(ttft + " mean ± stdev (ms)",
+             [](const ArmStats& a, Arm) { return md_ms(a.ttft_mean) + " ± " + md_ms(a.ttft_stdev); })
+      << row(ttft + " p90 (ms)", [](const ArmStats& a, Arm) { return md_ms(a.ttft_p90); })
       << md_other_ttft_row(r)
-      << "| throughput median (tokens/s) | " << format_fixed(hit.throughput_median, 1) << " | "
-      << format_fixed(miss.throughput_median, 1) << " |\n"
-      << "| prompt tokens (median) | " << hit.prompt_tokens << " | " << miss.prompt_tokens << " |\n"
-      << "| cached tokens (median) | " << md_tokens(hit.cached_tokens_median) << " | "
-      << md_tokens(miss.cached_tokens_median) << " |\n"
-      << "| expected reuse (from the rendered ids) | " << md_reuse(r, Arm::hit) << " | " << md_reuse(r, Arm::miss)
-      << " |\n"
-      << "| measured trials (n) | " << hit.n << " | " << miss.n << " |\n\n";
+      << row("throughput median (tokens/s)", [](const ArmStats& a, Arm) { return format_fixed(a.throughput_median, 1); })
+      << row("prompt tokens (median)", [](const ArmStats& a, Arm) { return std::to_string(a.prompt_tokens); })
+      << row("cached tokens (median)", [](const ArmStats& a, Arm) { return md_tokens(a.cached_tokens_median); })
+      << row("expected reuse (from the rendered ids)", [&](const ArmStats&, Arm arm) { return md_reuse(r, arm); })
+      << row("measured trials (n)", [](const ArmStats& a, Arm) { return std::to_string(a.n); }) << "\n";
 
-    s << "- **Miss/hit TTFT ratio:** " << format_fixed(v.ratio, 3) << ", " << md_pct(v.confidence) << " interval ["
-      << format_fixed(v.ratio_low, 3) << ", " << format_fixed(v.ratio_high, 3) << "]"
-      << (v.method.empty() ? "" : " (" + md_line(v.method) + ")") << "\n"
-      << "- **Saving:** " << md_ms(miss.ttft_median - hit.ttft_median) << " ms (median miss − median hit TTFT)\n"
-      << "- **Threshold:** a miss must be at least " << format_fixed(v.threshold_pct, 1)
-      << "% slower (ratio ≥ " << format_fixed(threshold_ratio(v.threshold_pct), 3) << ")\n"
-      << "- **TTFT degradation** (mean miss vs mean hit, the seed's ttft_degradation_pct): " << signed_pct(r.ttft_degradation_pct)
+    md_decision(s, r);
+
+    s << "### Run\n\n"
+      << "- **Saving:** " << md_ms(miss.ttft_median - hit.ttft_median) << " ms (median miss − median hit TTFT)\n";
+    if (has_cold_arm(r))
+        s << "- **Saving at equal length:** " << md_ms(r.cold_stats.ttft_median - hit.ttft_median)
+          << " ms (median cold − median hit TTFT)\n";
+    s << "- **TTFT degradation** (mean miss vs mean hit, the seed's ttft_degradation_pct): " << signed_pct(r.ttft_degradation_pct)
       << "\n"
       << "- **Cache evidence:** " << md_evidence(r) << "\n"
       << "- **Engine:** " << md_line(engine_title(r.engine))

@@ -470,6 +470,11 @@ inline const std::vector<Field<PhaseResult>>& config_fields() {
         member<Boolean>("sizes_estimated", &PhaseResult::sizes_estimated),
         // Absent from files written before KVGATE_TTFT: those compared the client's TTFT.
         added_later(field<String, PhaseResult>("ttft", [](PhaseResult& r) -> std::string& { return r.settings.ttft; })),
+        // Absent from files written before the sequential decision: those ran num_trials rounds, no more
+        // (phase_result_from_json says so).
+        added_later(field<Integer, PhaseResult>("max_trials", [](PhaseResult& r) -> int& { return r.settings.max_trials; })),
+        added_later(field<Number, PhaseResult>("time_budget_s",
+                                               [](PhaseResult& r) -> double& { return r.settings.time_budget_s; })),
     };
     return f;
 }
@@ -517,6 +522,18 @@ inline const std::vector<Field<CounterDeltas>>& cache_evidence_fields() {
     return f;
 }
 
+inline const std::vector<Field<Contrast>>& contrast_fields() {
+    static const std::vector<Field<Contrast>> f = {
+        member<OutcomeName>("outcome", &Contrast::outcome),
+        member<Number>("ratio", &Contrast::ratio),
+        member<Number>("ratio_low", &Contrast::low),
+        member<Number>("ratio_high", &Contrast::high),
+        member<Integer>("pairs", &Contrast::pairs),
+        member<Number>("look_confidence", &Contrast::look_confidence),
+    };
+    return f;
+}
+
 inline const std::vector<Field<Verdict>>& verdict_fields() {
     static const std::vector<Field<Verdict>> f = {
         member<OutcomeName>("outcome", &Verdict::outcome),
@@ -529,6 +546,14 @@ inline const std::vector<Field<Verdict>>& verdict_fields() {
         member<String>("reason", &Verdict::reason),
         member<String>("fix", &Verdict::fix),
         member<String>("evidence", &Verdict::evidence),
+        // Absent from files written before the cold arm (they decided on miss/hit alone), and where unknown.
+        omitted_at_default(member<Object<Contrast, contrast_fields>>("invalidation", &Verdict::invalidation)),
+        omitted_at_default(member<Object<Contrast, contrast_fields>>("cache", &Verdict::cache)),
+        omitted_at_default(member<Integer>("rounds", &Verdict::rounds)),
+        omitted_at_default(member<String>("rounds_reason", &Verdict::rounds_reason)),
+        omitted_at_default(member<Number>("saving_per_cached_token_ms", &Verdict::saving_per_cached_token_ms)),
+        omitted_at_default(member<Number>("per_prompt_token_ms", &Verdict::per_prompt_token_ms)),
+        omitted_at_default(member<String>("physics", &Verdict::physics)),
     };
     return f;
 }
@@ -545,18 +570,18 @@ inline const std::vector<Field<Fault>>& fault_fields() {
 }
 
 // The seed groups trials by arm ("cache_hit": {"trials": [...], "stats": {...}}); `index` keeps the
-// run order. `trials` holds the counted trials only, as a reader of the seed's format counts them;
+// run order. The cold arm ("cache_cold") is kvgate's extension, absent from files written before it. `trials` holds the counted trials only, as a reader of the seed's format counts them;
 // the warm-up trials are kept beside them in `warmup_trials` (files written before it had them in
 // `trials`, flagged `warmup`: read either way).
 inline Field<PhaseResult> arm_field(Arm arm) {
-    return {to_string(arm),
+    Field<PhaseResult> f = {to_string(arm),
             [arm](const PhaseResult& r) {
                 json trials = json::array(), warmups = json::array();
                 for (const auto& t : r.trials)
                     if (t.arm == arm) (t.warmup ? warmups : trials).push_back(write_object(trial_fields(), t));
                 return json{{"trials", std::move(trials)},
                             {"warmup_trials", std::move(warmups)},
-                            {"stats", write_object(stats_fields(), arm == Arm::hit ? r.hit_stats : r.miss_stats)}};
+                            {"stats", write_object(stats_fields(), r.stats(arm))}};
             },
             [arm](PhaseResult& r, const JsonField& j) {
                 auto read_trials = [&](const JsonField& list, bool warmups) {
@@ -570,8 +595,10 @@ inline Field<PhaseResult> arm_field(Arm arm) {
                 };
                 read_trials(j["trials"], false);
                 if (j.has("warmup_trials")) read_trials(j["warmup_trials"], true);
-                read_object(stats_fields(), arm == Arm::hit ? r.hit_stats : r.miss_stats, j["stats"]);
+                read_object(stats_fields(), r.stats(arm), j["stats"]);
             }};
+    f.added_later = f.optional = arm == Arm::cold;  // left out where no cold trial was measured
+    return f;
 }
 
 // The seed's `phase` value; on reading, it must agree with the phase the file was read for
@@ -617,6 +644,7 @@ inline const std::vector<Field<PhaseResult>>& result_fields() {
         field<Object<PhaseResult, config_fields>, PhaseResult>("config", [](PhaseResult& r) -> PhaseResult& { return r; }),
         arm_field(Arm::hit),
         arm_field(Arm::miss),
+        arm_field(Arm::cold),
         member<Number>("ttft_degradation_pct", &PhaseResult::ttft_degradation_pct),
         omitted_at_default(member<String>("block_rounding", &PhaseResult::block_rounding)),
         member<String>("git_revision", &PhaseResult::git_revision),
@@ -647,6 +675,10 @@ inline PhaseResult phase_result_from_json(const nlohmann::json& doc, const std::
     PhaseResult r;
     if (phase) r.phase = *phase;
     results_json::read_object(results_json::result_fields(), r, root);
+    if (!root["config"].has("max_trials")) {
+        r.settings.max_trials = r.settings.trials;
+        r.settings.time_budget_s = 0;
+    }
     std::stable_sort(r.trials.begin(), r.trials.end(), [](const Trial& a, const Trial& b) { return a.index < b.index; });
     return r;
 }

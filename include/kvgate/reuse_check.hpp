@@ -14,22 +14,20 @@
 
 namespace kvgate {
 
-// The arm of the i-th trial of a run: pairs alternate hit-miss, miss-hit (ABBA).
+// The arm of the i-th trial of a run. Trials run in rounds of one trial per arm; the rounds cycle
+// through a Williams design for three arms (six orders), so over every six rounds each arm takes
+// each position twice and follows each other arm equally often: drift and carry-over hit all alike.
 inline Arm scheduled_arm(int index) {
-    const bool hit_first = (index / 2) % 2 == 0;
-    return ((index % 2 == 0) == hit_first) ? Arm::hit : Arm::miss;
+    static constexpr Arm orders[6][arm_count] = {
+        {Arm::hit, Arm::miss, Arm::cold}, {Arm::miss, Arm::cold, Arm::hit}, {Arm::cold, Arm::hit, Arm::miss},
+        {Arm::cold, Arm::miss, Arm::hit}, {Arm::hit, Arm::cold, Arm::miss}, {Arm::miss, Arm::hit, Arm::cold}};
+    return orders[(index / arm_count) % 6][index % arm_count];
 }
 
 // One trial's prompts as the engine renders them: the warm prompt twice (a template that inserts a
 // varying value renders it differently each time) and the measured prompt.
 struct RenderedTrial {
     TokenIds warm, warm_again, measured;
-};
-
-struct ReusePlan {
-    std::vector<TrialReuse> trials;  // one per trial, run order; unchecked where ids or the block are unknown
-    std::string block_rounding;      // reuse.hpp's block-rounding diagnostic for the first hit, where notable
-                                     // (10 % of the warm prompt or more), else ""
 };
 
 // The tokens the template puts after a prompt's content (its end of turn, the generation prompt): the
@@ -41,28 +39,28 @@ inline int warm_suffix_tokens(const RenderedTrial& ids, const TemplateShape& sha
     return common_suffix_length(ids.warm, ids.measured, most);
 }
 
-// Expected reuse for every trial of a run. `rendered[i]` nullopt: the engine could not tokenize that
-// trial. `block_size` as the engine reports it; 0 (unknown) leaves every trial unchecked, because
-// token granularity would expect more than a block-based cache can reuse (an engine that reuses
-// single tokens reports 1). `shape`: the template's, as the protocol measured it (unknown: -1).
-inline ReusePlan plan_reuse(const std::vector<std::optional<RenderedTrial>>& rendered, int block_size,
-                            const TemplateShape& shape, const Detokenize& detokenize) {
-    ReusePlan plan;
-    plan.trials.resize(rendered.size());
-    std::vector<TokenIds> earlier;  // every prompt the server saw before the current measured one
-    bool rounding_seen = false;
-    for (std::size_t i = 0; i < rendered.size(); ++i) {
-        const auto& ids = rendered[i];
-        if (!ids) continue;  // an unrendered trial's prompts stay out of `earlier`: its checks are off anyway
-        TrialReuse& tr = plan.trials[i];
-        const bool hit = scheduled_arm(static_cast<int>(i)) == Arm::hit;
-        if (block_size > 0) {
-            const ReuseExpectation e = hit ? expect_hit(ids->warm, ids->measured, earlier, block_size,
-                                                        warm_suffix_tokens(*ids, shape))
+// Expected reuse for each trial of a run, in run order. A trial whose ids are unknown (nullopt: the engine
+// could not tokenize) is unchecked. `block_size` as the engine reports it; 0 (unknown) leaves every trial
+// unchecked, because token granularity would expect more than a block-based cache can reuse (an engine
+// that reuses single tokens reports 1). `shape`: the template's, as the protocol measured it (unknown: -1).
+// A hit must reuse its warm prompt's whole blocks; a miss or a cold request at most what earlier prompts
+// explain (the template).
+class ReusePlanner {
+public:
+    ReusePlanner(int block_size, TemplateShape shape, Detokenize detokenize)
+        : block_size_(block_size), shape_(shape), detokenize_(std::move(detokenize)) {}
+
+    TrialReuse add(const std::optional<RenderedTrial>& ids, Arm arm) {
+        TrialReuse tr;
+        if (!ids) return tr;  // an unrendered trial's prompts stay out of `earlier_`: its checks are off anyway
+        const bool hit = arm == Arm::hit;
+        if (block_size_ > 0) {
+            const ReuseExpectation e = hit ? expect_hit(ids->warm, ids->measured, earlier_, block_size_,
+                                                        warm_suffix_tokens(*ids, shape_))
                                            : [&] {
-                                                 auto with_warm = earlier;
+                                                 auto with_warm = earlier_;
                                                  with_warm.push_back(ids->warm);
-                                                 return expect_miss(ids->measured, with_warm, block_size);
+                                                 return expect_miss(ids->measured, with_warm, block_size_);
                                              }();
             tr.checked = true;
             tr.expected = e.expected;
@@ -73,26 +71,38 @@ inline ReusePlan plan_reuse(const std::vector<std::optional<RenderedTrial>>& ren
                 Divergence d;
                 tr.rendering_varies = ids->warm != ids->warm_again;
                 if (tr.rendering_varies)
-                    d = find_divergence(ids->warm, ids->warm_again, detokenize, 8, "the warm prompt rendered twice");
+                    d = find_divergence(ids->warm, ids->warm_again, detokenize_, 8, "the warm prompt rendered twice");
                 else if (e.shared < e.expected)
-                    d = find_divergence(ids->warm, ids->measured, detokenize, 8,
+                    d = find_divergence(ids->warm, ids->measured, detokenize_, 8,
                                         "the warm prompt and the measured prompt, as rendered,");
                 if (d.differs) {
                     tr.divergence_at = d.position;
                     tr.divergence = d.message;
                 }
-                if (!rounding_seen) {
-                    rounding_seen = true;
-                    const BlockRounding br = block_rounding(ids->warm, ids->measured, block_size);
-                    if (br.notable) plan.block_rounding = br.message;
+                if (!rounding_seen_) {
+                    rounding_seen_ = true;
+                    const BlockRounding br = block_rounding(ids->warm, ids->measured, block_size_);
+                    if (br.notable) block_rounding_ = br.message;
                 }
             }
         }
-        earlier.push_back(ids->warm);
-        earlier.push_back(ids->measured);
+        earlier_.push_back(ids->warm);
+        earlier_.push_back(ids->measured);
+        return tr;
     }
-    return plan;
-}
+
+    // reuse.hpp's block-rounding diagnostic for the first hit, where notable (10 % of the warm prompt
+    // or more), else "".
+    const std::string& block_rounding_note() const { return block_rounding_; }
+
+private:
+    int block_size_;
+    TemplateShape shape_;
+    Detokenize detokenize_;
+    std::vector<TokenIds> earlier_;  // every prompt the server saw before the current measured one
+    bool rounding_seen_ = false;
+    std::string block_rounding_;
+};
 
 inline ReuseExpectation expectation_of(const TrialReuse& tr, int prompt_tokens, int block_size) {
     ReuseExpectation e;

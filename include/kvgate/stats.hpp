@@ -88,7 +88,7 @@ inline double student_t_cdf(double t, double df) {
 inline double student_t_quantile(double p, double df) {
     if (!(p > 0 && p < 1) || !(df > 0)) throw std::invalid_argument("student_t_quantile: p in (0,1), df > 0");
     double lo = -1e3, hi = 1e3;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 200 && hi - lo > 1e-10; ++i) {
         const double mid = 0.5 * (lo + hi);
         (student_t_cdf(mid, df) < p ? lo : hi) = mid;
     }

@@ -1,9 +1,18 @@
 // From measured trials to per-arm statistics and a verdict: pass / fail / indeterminate /
 // unverified / error, with the reason in numbers and, when the numbers cannot decide, the fix.
 //
-// Evidence comes before timing: a miss arm that was served from cache makes the experiment
-// invalid (unverified); a hit arm with nothing cached means the cache did not work (fail). Only
-// then does the paired interval on miss/hit TTFT decide against the threshold.
+// The rules, in order, each in one place below (the first that applies decides):
+//   1. a fault stopped the run: error
+//   2. a fleet's routing moved hits off their warm replica: fail (routing); requests unplaced: unverified
+//   3. a TTFT that is no positive number, or fewer than two rounds: error
+//   4. a miss or cold request served from cache beyond what the template explains: unverified
+//   5. hits reused less than their warm prompt's whole blocks: fail, naming the divergence (template) or the
+//      server (eviction), or that nothing was cached (caching off, where the server says so)
+//   6. timing, two paired contrasts against the bar, each decided sequentially (sequential.hpp): the
+//      cache's own saving, cold/hit (same length, only the cache differs), and the seed's invalidation
+//      cost, miss/hit. Both must clear the bar; either below it fails; otherwise indeterminate.
+// Notes follow any outcome: stalls, block rounding, a saving made outside the engine, and the costs per
+// token the three arms imply (physics.hpp) with the sizes that would decide.
 #pragma once
 
 #include <cmath>
@@ -14,9 +23,11 @@
 #include <vector>
 
 #include "evidence.hpp"
+#include "physics.hpp"
 #include "placement.hpp"
 #include "records.hpp"
 #include "reuse_check.hpp"
+#include "sequential.hpp"
 #include "stats.hpp"
 
 namespace kvgate {
@@ -128,7 +139,7 @@ inline std::string stall_note(const PhaseResult& r) {
     constexpr double factor = 3;
     std::string named;
     int count = 0;
-    for (Arm arm : {Arm::hit, Arm::miss}) {
+    for (Arm arm : all_arms) {
         const auto trials = r.measured(arm);
         std::vector<double> ttft;
         for (const Trial* t : trials) ttft.push_back(t->ttft_ms);
@@ -179,12 +190,99 @@ inline std::string caching_off_cause(const PhaseResult& r) {
     return "the prefix cache did not serve the warmed prefix";
 }
 
+// The rounds' pairs of one arm against the hit arm: the k-th measured trial of each (a round runs one of each).
+inline void paired_ttft(const PhaseResult& r, Arm other, std::vector<double>& hit, std::vector<double>& against) {
+    const auto hits = r.measured(Arm::hit);
+    const auto others = r.measured(other);
+    hit.clear();
+    against.clear();
+    for (std::size_t i = 0; i < std::min(hits.size(), others.size()); ++i) {
+        hit.push_back(hits[i]->ttft_ms);
+        against.push_back(others[i]->ttft_ms);
+    }
+}
+
+inline SequentialPlan sequential_plan(const Settings& s, double confidence) {
+    return SequentialPlan{s.trials, std::max(s.trials, s.max_trials), confidence};
+}
+
+inline Contrast contrast_of(const RatioInterval& ci, double bar, double look) {
+    Contrast c;
+    c.ratio = ci.ratio;
+    c.low = ci.low;
+    c.high = ci.high;
+    c.pairs = ci.n;
+    c.look_confidence = look;
+    const Side side = side_of(ci, bar);
+    c.outcome = ci.n < 2 ? Outcome::error
+                : side == Side::above ? Outcome::pass
+                : side == Side::below ? Outcome::fail
+                                      : Outcome::indeterminate;
+    return c;
+}
+
+inline std::string contrast_line(const char* what, const Contrast& c) {
+    return std::string(what) + detail::fmt(" %.3f, %.2f%% interval [%.3f, %.3f]", c.ratio, c.look_confidence * 100,
+                                           c.low, c.high) +
+           detail::fmt(" over %.0f pairs", c.pairs);
+}
+
+// The arms' medians as costs (physics.hpp), where every arm has them and the hit arm's reuse is known.
+inline std::optional<CostModel> run_cost_model(const PhaseResult& r) {
+    const ArmStats &h = r.hit_stats, &m = r.miss_stats, &c = r.cold_stats;
+    if (h.n == 0 || m.n == 0 || c.n == 0) return std::nullopt;
+    double hit_cached = h.cached_tokens_median;
+    if (hit_cached < 0) {  // no server count: what the hits were expected to reuse
+        std::vector<double> expected;
+        for (const Trial* t : r.measured(Arm::hit))
+            if (t->reuse.checked) expected.push_back(t->reuse.expected);
+        if (expected.empty()) return std::nullopt;
+        hit_cached = median(expected);
+    }
+    const auto recomputed = [](const ArmStats& s, double cached) { return s.prompt_tokens - std::max(0.0, cached); };
+    const TemplateShape& shape = r.engine.template_shape;
+    const double around = shape.known() ? shape.prefix_tokens + shape.suffix_tokens : 0;
+    return fit_cost_model(ArmCost{h.ttft_median, double(h.prompt_tokens), recomputed(h, hit_cached)},
+                          ArmCost{m.ttft_median, double(m.prompt_tokens), recomputed(m, m.cached_tokens_median)},
+                          ArmCost{c.ttft_median, double(c.prompt_tokens), recomputed(c, c.cached_tokens_median)}, around);
+}
+
+// The costs per token, and where a contrast did not clear the bar, the sizes that would: the predicted
+// ratio must clear the bar by the margin this run's spread asks at the first look.
+inline std::string physics_note(const PhaseResult& r, const CostModel& m, double bar, const SequentialPlan& plan,
+                                const RatioInterval& inv, const RatioInterval& cache) {
+    const Settings& s = r.settings;
+    std::string out = detail::fmt("the cache saves %.1f us per cached token on this engine (cold - hit over the "
+                                  "tokens the hit reused); the server spends %.1f us on every prompt token, cached or "
+                                  "not, and %.1f ms per request",
+                                  1000 * m.per_recomputed_token_ms, 1000 * m.per_prompt_token_ms, m.fixed_ms);
+    const auto target = [&](const RatioInterval& ci) {
+        const double t = student_t_quantile(0.5 + look_confidence(plan, plan.first_look) / 2,
+                                            std::max(1, plan.first_look - 1));
+        return bar * std::exp(t * std::max(ci.log_stdev, 0.05) / std::sqrt(double(plan.first_look)));
+    };
+    const double a = s.context_a_tokens, b = s.context_b_tokens, q = s.query_tokens;
+    if (cache.n >= 2 && side_of(cache, bar) != Side::above) {
+        const auto need = a_for_cache(m, b, q, target(cache));
+        out += need ? detail::fmt("; cold/hit would clear the bar at A = %.0f tokens (B = %.0f, Q = %.0f)", *need, b, q)
+                    : "; no context A makes cold/hit clear the bar: per token the server's front end costs about as "
+                      "much as the prefill the cache saves";
+    }
+    if (inv.n >= 2 && side_of(inv, bar) != Side::above) {
+        const auto need = b_for_invalidation(m, a, q, target(inv));
+        out += need ? detail::fmt("; removing A shows (miss/hit clears the bar) from B = %.0f tokens (A = %.0f, Q = "
+                                  "%.0f): a miss then recomputes enough to outweigh the hit's longer prompt",
+                                  *need, a, q)
+                    : "; no context B makes miss/hit clear the bar at this A: the hit's longer prompt costs the server "
+                      "more per token than a miss's recompute adds";
+    }
+    return out;
+}
+
 // Fills the result's arm statistics, degradation and verdict from its trials.
 inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     const auto hits = r.measured(Arm::hit);
-    const auto misses = r.measured(Arm::miss);
-    r.hit_stats = arm_stats(hits);
-    r.miss_stats = arm_stats(misses);
+    for (Arm arm : all_arms) r.stats(arm) = arm_stats(r.measured(arm));
     r.ttft_degradation_pct = r.hit_stats.ttft_mean > 0
                                  ? (r.miss_stats.ttft_mean - r.hit_stats.ttft_mean) / r.hit_stats.ttft_mean * 100
                                  : std::numeric_limits<double>::quiet_NaN();
@@ -193,22 +291,28 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     v = Verdict{};
     v.threshold_pct = threshold_pct;
     v.confidence = confidence;
+    const SequentialPlan plan = sequential_plan(r.settings, confidence);
     v.method =
-        "Student's t interval on ln(miss/hit) over paired trials (ABBA order), mapped back with exp: a confidence "
-        "interval for the geometric mean of the paired miss/hit TTFT ratios";
+        "sign-test interval on the median of the paired other/hit TTFT ratios over the rounds (one trial of each "
+        "arm per round, orders balanced by a Williams design); looked at after every round from --trials to "
+        "--max-trials, alpha spent by Bonferroni (half at the first look, the rest evenly over the later ones), so "
+        "every look's interval is valid together";
     if (r.settings.ttft == "engine")
         v.method += "; TTFT is the engine's own prompt time (KVGATE_TTFT=engine), not the client's first token";
 
-    // Pairs: the k-th measured hit with the k-th measured miss (the schedule runs them side by side).
-    std::vector<double> hit_ttft, miss_ttft;
-    for (std::size_t i = 0; i < std::min(hits.size(), misses.size()); ++i) {
-        hit_ttft.push_back(hits[i]->ttft_ms);
-        miss_ttft.push_back(misses[i]->ttft_ms);
-    }
-    const RatioInterval ci = paired_ratio_interval(hit_ttft, miss_ttft, confidence);
-    v.ratio = ci.ratio;
-    v.ratio_low = ci.low;
-    v.ratio_high = ci.high;
+    std::vector<double> hit_ttft, other_ttft;
+    paired_ttft(r, Arm::miss, hit_ttft, other_ttft);
+    const RatioInterval inv = sequential_interval(hit_ttft, other_ttft, plan);
+    const bool cold_measured = !r.measured(Arm::cold).empty();
+    paired_ttft(r, Arm::cold, hit_ttft, other_ttft);
+    const RatioInterval cache = sequential_interval(hit_ttft, other_ttft, plan);
+    const double bar = threshold_ratio(threshold_pct);
+    v.invalidation = contrast_of(inv, bar, look_confidence(plan, inv.n));
+    v.cache = contrast_of(cache, bar, look_confidence(plan, cache.n));
+    v.ratio = inv.ratio;
+    v.ratio_low = inv.low;
+    v.ratio_high = inv.high;
+    v.rounds = std::max(inv.n + inv.dropped, cache.n + cache.dropped);
 
     // Evidence: the server's cached-token counts, per trial, against what the template and the
     // block size explain (evidence.hpp).
@@ -220,8 +324,9 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     std::vector<int> warm_cached;  // every trial's, warm-ups too, in run order
     for (const Trial& t : r.trials) warm_cached.push_back(t.warm.usage.cached_tokens);
     const int warm_least = shape.known() ? -1 : least_warm_cached(warm_cached);
-    int hit_reported = 0, hit_short = 0, miss_reported = 0, miss_cached = 0;
-    int hit_need = 0, hit_fewest = std::numeric_limits<int>::max(), miss_allowed = 0, miss_most = 0;
+    int hit_reported = 0, hit_short = 0, other_reported = 0, other_cached = 0;
+    int hit_need = 0, hit_fewest = std::numeric_limits<int>::max(), other_allowed = 0, other_most = 0;
+    Arm contaminated = Arm::miss;
     for (const Trial* t : hits)
         if (t->measured.usage.cached_tokens >= 0) {
             ++hit_reported;
@@ -238,28 +343,28 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                 hit_fewest = std::min(hit_fewest, t->measured.usage.cached_tokens);
             }
         }
-    // An engine that reuses shifted chunks (llama.cpp's n_cache_reuse) may serve B from the warmed
-    // [A,B] to a miss: that is its mechanism at work, not a contaminated miss.
+    // Miss and cold requests may reuse what the template explains. An engine that reuses shifted chunks
+    // (llama.cpp's n_cache_reuse) may serve B from the warmed [A,B]: its mechanism at work, not contamination.
     const int shift = r.engine.shifted_chunk_reuse;
     std::vector<double> shifted_cached, shifted_prompt;
-    for (const Trial* t : misses)
-        if (t->measured.usage.cached_tokens >= 0) {
-            ++miss_reported;
-            const int allowed =
-                miss_cached_tokens_allowed(rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected), block,
-                                           shape, warm_least);
-            if (t->measured.usage.cached_tokens <= allowed) continue;
-            if (shift > 0) {
-                shifted_cached.push_back(t->measured.usage.cached_tokens);
-                shifted_prompt.push_back(t->measured.usage.prompt_tokens >= 0 ? t->measured.usage.prompt_tokens
-                                                                              : t->prompt_tokens_expected);
-            } else {
-                ++miss_cached;
-                miss_allowed = allowed;
-                miss_most = std::max(miss_most, t->measured.usage.cached_tokens);
+    for (Arm arm : {Arm::miss, Arm::cold})
+        for (const Trial* t : r.measured(arm))
+            if (t->measured.usage.cached_tokens >= 0) {
+                ++other_reported;
+                const int allowed = miss_cached_tokens_allowed(
+                    rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected), block, shape, warm_least);
+                if (t->measured.usage.cached_tokens <= allowed) continue;
+                if (shift > 0) {
+                    shifted_cached.push_back(t->measured.usage.cached_tokens);
+                    shifted_prompt.push_back(t->measured.usage.prompt_tokens >= 0 ? t->measured.usage.prompt_tokens
+                                                                                  : t->prompt_tokens_expected);
+                } else {
+                    if (other_cached++ == 0) contaminated = arm;
+                    other_allowed = allowed;
+                    other_most = std::max(other_most, t->measured.usage.cached_tokens);
+                }
             }
-        }
-    const bool per_request = hit_reported > 0 && miss_reported > 0;
+    const bool per_request = hit_reported > 0 && other_reported > 0;
     const bool counters = r.counters.available;
     v.evidence = per_request && counters ? "cached tokens per request and Prometheus counters"
                  : per_request            ? "cached tokens per request"
@@ -272,9 +377,9 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                                                      " and suffix " + std::to_string(shape.suffix_tokens) + " tokens"
                                                : "template unknown";
         const std::string blk = block > 0 ? "block size " + std::to_string(block) : "block size unknown";
-        v.evidence += full_hit_rule ? "; a hit must reuse the warm prompt's whole blocks, a miss at most the "
-                                      "template's (" + blk + ", " + tmpl + ")"
-                                    : "; a hit must reuse more than a miss may (" + blk + ", " + tmpl +
+        v.evidence += full_hit_rule ? "; a hit must reuse the warm prompt's whole blocks, a miss or cold request at "
+                                      "most the template's (" + blk + ", " + tmpl + ")"
+                                    : "; a hit must reuse more than a miss or cold request may (" + blk + ", " + tmpl +
                                           ": the whole-block rule needs both)";
         if (warm_least >= 0)
             v.evidence += "; the template's cached share as the warm requests of fresh content found it: " +
@@ -283,32 +388,34 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     // What the shifted reuse did to the saving, said with every outcome the timing gives.
     std::string shifted_note;
     if (!shifted_cached.empty()) {
-        v.evidence += detail::fmt("; shifted-chunk reuse (--cache-reuse %.0f) in %.0f of %.0f misses", shift,
-                                  static_cast<double>(shifted_cached.size()), miss_reported);
-        shifted_note = detail::fmt("shifted-chunk reuse (--cache-reuse %.0f): %.0f of %.0f miss-arm requests reused "
-                                   "a median of %.0f",
-                                   shift, static_cast<double>(shifted_cached.size()), miss_reported,
+        v.evidence += detail::fmt("; shifted-chunk reuse (--cache-reuse %.0f) in %.0f of %.0f miss and cold requests",
+                                  shift, static_cast<double>(shifted_cached.size()), other_reported);
+        shifted_note = detail::fmt("shifted-chunk reuse (--cache-reuse %.0f): %.0f of %.0f miss and cold requests "
+                                   "reused a median of %.0f",
+                                   shift, static_cast<double>(shifted_cached.size()), other_reported,
                                    median(shifted_cached)) +
-                       detail::fmt(" of %.0f prompt tokens (B, shifted out of the warmed [A,B]), so a miss recomputed "
-                                   "only the rest: the ratio is the saving of keeping A on this engine with chunk "
-                                   "reuse on, smaller than against a miss that recomputes [B,Q]; ",
+                       detail::fmt(" of %.0f prompt tokens (B, shifted out of the warmed [A,B]), so they recomputed "
+                                   "only the rest: the ratios are the saving of keeping A on this engine with chunk "
+                                   "reuse on, smaller than against requests that recompute B; ",
                                    median(shifted_prompt));
     }
 
-    const double bar = threshold_ratio(threshold_pct);
-    const std::string interval =
-        detail::fmt("miss/hit TTFT ratio %.3f, %.0f%% interval [%.3f, %.3f]", ci.ratio, confidence * 100, ci.low,
-                    ci.high) +
-        detail::fmt(" over %.0f pairs; threshold %.3f (%.1f%% degradation)", ci.n, bar, threshold_pct);
+    std::string interval = contrast_line("cold/hit TTFT ratio (the cache's saving)", v.cache) + "; " +
+                           contrast_line("miss/hit (the seed's invalidation cost)", v.invalidation) +
+                           detail::fmt("; threshold %.3f (%.1f%% degradation)", bar, threshold_pct);
+    if (!cold_measured)
+        interval = contrast_line("miss/hit TTFT ratio", v.invalidation) +
+                   detail::fmt("; threshold %.3f (%.1f%% degradation); no cold arm measured", bar, threshold_pct);
 
+    // Rule 1: a fault.
     if (r.fault) {
         v.outcome = Outcome::error;
         v.reason = "the run stopped at a fault (" + std::string(to_string(r.fault->kind)) + "): " + r.fault->message;
         v.fix = "fix the cause above and re-run; the trials completed before the fault are kept in the report";
         return;
     }
-    // A fleet: where the requests went decides before timing can. A hit-arm query away from its
-    // warm-up's replica cannot find the warmed prefix, whatever the cache does.
+    // Rule 2: a fleet's routing. A hit-arm query away from its warm-up's replica cannot find the warmed
+    // prefix, whatever the cache does.
     if (const auto fleet = fleet_placement(r)) {
         const std::string routing = " (" + router_policy_name(r.engine) + ", " +
                                     std::to_string(fleet->replicas) + " replicas; " + fleet->reuse_line() + ")";
@@ -327,31 +434,35 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
             return;
         }
     }
-    if (ci.dropped > 0) {
+    // Rule 3: the measurement itself.
+    if (inv.dropped > 0 || cache.dropped > 0) {
+        const int dropped = std::max(inv.dropped, cache.dropped);
         v.outcome = Outcome::error;
-        v.reason = std::to_string(ci.dropped) + " of " + std::to_string(ci.n + ci.dropped) +
-                   " trial pairs have a TTFT that is not a positive number (zero, negative or NaN) and were left "
+        v.reason = std::to_string(dropped) + " of " + std::to_string(v.rounds) +
+                   " rounds have a TTFT that is not a positive number (zero, negative or NaN) and were left "
                    "out of the interval: the measurement is defective";
         v.fix = "look at those trials' stamps in the results file; a TTFT must be a positive time";
         return;
     }
-    if (ci.n < 2) {
+    if (inv.n < 2 || (cold_measured && cache.n < 2)) {
         v.outcome = Outcome::error;
-        v.reason = "fewer than two complete trial pairs";
+        v.reason = "fewer than two complete rounds";
         v.fix = "run at least 2 trials per arm (--trials)";
         return;
     }
-    if (miss_cached > 0) {
+    // Rule 4: the arms were what they claim.
+    if (other_cached > 0) {
         v.outcome = Outcome::unverified;
-        v.reason = std::to_string(miss_cached) + " of " + std::to_string(miss_reported) +
-                   " miss-arm requests were served from cache (up to " + std::to_string(miss_most) +
-                   " cached tokens; the template explains " + std::to_string(miss_allowed) +
-                   "): the experiment did not measure a miss";
+        v.reason = std::to_string(other_cached) + " of " + std::to_string(other_reported) +
+                   " miss and cold requests were served from cache (the first a " + arm_word(contaminated) +
+                   "; up to " + std::to_string(other_most) + " cached tokens; the template explains " +
+                   std::to_string(other_allowed) + "): the experiment did not measure a recompute";
         v.fix = "make sure nothing else sends this content (a fresh --seed), and that the server's cache is not "
                 "shared with another run";
         return;
     }
-    // Per request, against the ids the server rendered: a hit that reused only part of its warm prompt.
+    // Rule 5: the hits reused their warm prompt. Per request, against the ids the server rendered: a
+    // divergence (template) or the server (eviction) named; else by the counts.
     if (const auto shortfall = reuse_shortfall(r)) {
         v.outcome = Outcome::fail;
         v.reason = shortfall->reason + " (" + interval + ")";
@@ -371,41 +482,52 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     }
     if (!per_request && counters && r.counters.hits <= 0) {
         v.outcome = Outcome::fail;
-        v.reason = "the Prometheus prefix-cache hit counter did not grow during the run: the cache served nothing (" +
-                   interval + ")";
+        v.reason = "the Prometheus prefix-cache hit counter did not grow during the run: " + caching_off_cause(r) +
+                   " (" + interval + ")";
         return;
     }
-    if (ci.log_stdev == 0) {  // identical ratios: a zero-width interval, which no real timing gives
+    // Rule 6: timing.
+    if (inv.log_stdev == 0 || (cold_measured && cache.log_stdev == 0)) {  // a zero-width interval: no real timing
         v.outcome = Outcome::indeterminate;
         v.reason = "every paired ratio is the same, so the interval has zero width, which is no evidence: " + interval;
         v.fix = "real timings vary; check that the stamps are real clock readings, and run more trials (--trials)";
         return;
     }
-    // Strictly: a ratio on the bar (at threshold 0: a miss no slower than a hit) saves nothing.
-    if (ci.low > bar) {
-        v.outcome = Outcome::pass;
-        v.reason = shifted_note + "the interval's lower bound clears the threshold: " + interval;
-    } else if (ci.high < bar) {
-        v.outcome = Outcome::fail;
-        v.reason = shifted_note + "the interval's upper bound is below the threshold: " + interval;
-    } else {
-        v.outcome = Outcome::indeterminate;
-        v.reason = shifted_note + "the interval straddles the threshold: " + interval;
-        // Trials needed for the half-width to fit between the estimate and the bar: n * (half / gap)^2.
-        const double half = std::log(ci.high) - ci.log_mean;
-        const double gap = std::fabs(ci.log_mean - std::log(bar));
-        if (gap > 1e-9) {
-            const double needed = std::ceil(ci.n * (half / gap) * (half / gap));
-            v.fix = detail::fmt("more trials: about %.0f pairs (--trials %.0f) would separate the interval from the "
-                                "threshold at this spread",
-                                needed, needed);
-        } else {
-            v.fix = "the ratio sits on the threshold";
-        }
-        if (ci.ratio < bar)
-            v.fix += "; a longer context A (--context-a-tokens) makes a miss cost more and the effect larger";
+    const Outcome c = cold_measured ? v.cache.outcome : Outcome::pass, i = v.invalidation.outcome;
+    v.outcome = (c == Outcome::fail || i == Outcome::fail)  ? Outcome::fail
+                : (c == Outcome::pass && i == Outcome::pass) ? Outcome::pass
+                                                             : Outcome::indeterminate;
+    const auto said = [&](Outcome o) {
+        return o == Outcome::pass ? "clears the bar" : o == Outcome::fail ? "is below the bar" : "straddles the bar";
+    };
+    if (cold_measured)
+        v.reason = shifted_note + "the cache's saving (cold/hit) " + said(c) + " and the seed's invalidation cost "
+                   "(miss/hit) " + said(i) + ": " + interval;
+    else
+        v.reason = shifted_note + "the interval " + said(i) + ": " + interval;
+    if (cold_measured && c == Outcome::pass && i != Outcome::pass)
+        v.reason += "; the cache works, and removing A costs little at these sizes: [B,Q] prefills about as fast as "
+                    "the hit, which recomputes only Q but carries A's tokens through the server";
+    if (cold_measured && c == Outcome::fail && i == Outcome::pass)
+        v.reason += "; the hit is faster than the shorter miss, yet an equal-length prompt with nothing cached is "
+                    "not slower by the bar: the saving the miss shows is mostly its shorter prompt";
+    if (v.outcome == Outcome::indeterminate) {
+        int needed = 0;
+        for (const auto* ci : {&inv, &cache})
+            if (ci->n >= 2 && side_of(*ci, bar) == Side::straddles)
+                needed = std::max(needed, rounds_to_separate(*ci, bar, plan));
+        const int least = rounds_to_decide(look_confidence(plan, plan.first_look));
+        if (inv.n < least)
+            v.fix = detail::fmt("the sign test needs at least %.0f rounds to decide at %.2f%% (--trials %.0f)", least,
+                                100 * look_confidence(plan, plan.first_look), least);
+        else
+            v.fix = needed > 0 ? detail::fmt("more rounds: about %.0f (--max-trials %.0f) would separate the interval "
+                                             "from the bar at this spread",
+                                             needed, needed)
+                               : "the ratio sits on the bar";
     }
     if (v.outcome != Outcome::pass) {
+        if (!r.block_rounding.empty()) v.reason += "; block rounding: " + r.block_rounding;
         const std::string hidden = hidden_saving_note(r, bar);
         if (!hidden.empty()) {
             v.reason += hidden;
@@ -413,6 +535,12 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                     "gate on the engine's own prompt time (--ttft engine), which leaves the server's per-request work "
                     "out, or measure a model whose prefill outweighs it";
         }
+    }
+    if (const auto model = run_cost_model(r)) {
+        v.physics = physics_note(r, *model, bar, plan, inv, cache);
+        v.saving_per_cached_token_ms = model->per_recomputed_token_ms;
+        v.per_prompt_token_ms = model->per_prompt_token_ms;
+        if (v.outcome != Outcome::pass) v.reason += "; " + v.physics;
     }
     v.reason += stall_note(r);
     const std::string outside = outside_prefill_note(r);
