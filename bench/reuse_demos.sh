@@ -6,12 +6,17 @@
 #   bench/reuse_demos.sh eviction  OUT   a KV cache of 10 blocks and other traffic between warm and query
 #   bench/reuse_demos.sh healthy   OUT [N]  one baseline run, then N (5) runs compared with it
 #   bench/reuse_demos.sh blocksize OUT   a baseline at the CPU default block (128), then a run at block 512 against it
+#   bench/reuse_demos.sh block512  OUT   block 512 alone: a hit reuses 512 of its 768-token warm prompt
+#   bench/reuse_demos.sh caching_off OUT the server started with --no-enable-prefix-caching
+#   bench/reuse_demos.sh time_mid  OUT   Qwen2.5's ChatML template with a time of day in its system prompt
+#   bench/reuse_demos.sh time_first OUT  the same with the time of day before the system header
+#   bench/reuse_demos.sh load      OUT [N]  N (5) healthy runs while a busy loop holds one core throughout
 #
 # KVGATE_DEMO_CLI (default build/ci/tools/kvgate); KVGATE_TRIALS etc. pass through to the runs.
 # Each run's results and summary go to OUT/<run>/; the console shows each verdict.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-demo=${1:?usage: reuse_demos.sh template|eviction|healthy|blocksize OUT [N]}
+demo=${1:?usage: reuse_demos.sh template|eviction|healthy|blocksize|block512|caching_off|time_mid|time_first|load OUT [N]}
 out=$(realpath -m "${2:?name the output directory}")
 cli=${KVGATE_DEMO_CLI:-build/ci/tools/kvgate}
 state=$out/engine
@@ -82,6 +87,29 @@ PY
     stop
     start --block-size 512
     measure block512 --baseline "$out/baseline-block128"
+    ;;
+  block512)
+    start --block-size 512
+    measure block512
+    ;;
+  caching_off)
+    start --no-enable-prefix-caching
+    measure caching_off
+    ;;
+  time_mid | time_first)
+    # vLLM's CPU attention takes multiples of 32 only; ChatML's header straddles blocks at 32 as at 16.
+    tmpl=tests/data/templates/chatml_time_of_day.jinja
+    [ "$demo" = time_first ] && tmpl=tests/data/templates/chatml_time_first.jinja
+    start --chat-template "$tmpl" --block-size 32
+    measure "$demo"
+    ;;
+  load)
+    start
+    # One core busy for every run (bounded: it dies with the demo, or after an hour).
+    timeout 3600 bash -c 'while :; do :; done' &
+    busy=$!
+    trap 'kill $busy 2> /dev/null; stop' EXIT
+    for i in $(seq 1 "${3:-5}"); do measure "load-$i"; done
     ;;
   *) echo "reuse_demos: unknown demo '$demo'" >&2; exit 2 ;;
 esac

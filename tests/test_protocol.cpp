@@ -400,14 +400,14 @@ TEST_CASE("protocol: a stop rule ends the run after a completed round and the re
     CHECK(summary_markdown({r}, {}).find("Stopped early:** enough") != std::string::npos);
 }
 
-TEST_CASE("protocol: without prefix caching the evidence decides 'fail' after two rounds", "[protocol][stop]") {
+TEST_CASE("protocol: without prefix caching the evidence decides 'fail' after one round", "[protocol][stop]") {
     ScriptedEngine engine;
     engine.caching = false;
     const PhaseResult r = run_phase(engine, quick(10, 1), phase1(), {}, stop_when_evidence_decides());
-    CHECK(r.measured(Arm::hit).size() == 2);
-    CHECK(r.trials.size() == 9);
+    CHECK(r.measured(Arm::hit).size() == 1);
+    CHECK(r.trials.size() == 6);
     REQUIRE(r.early_stop);
-    CHECK(r.early_stop->find("stopped after 2 measured rounds") != std::string::npos);
+    CHECK(r.early_stop->find("stopped after 1 measured rounds") != std::string::npos);
     CHECK(r.verdict.outcome == Outcome::fail);
     CHECK_THAT(r.verdict.reason, Catch::Contains("the server reports prefix caching off"));
     CHECK_THAT(r.verdict.fix, Catch::Contains("turn prefix caching on"));

@@ -487,3 +487,17 @@ TEST_CASE("block rounding that hides the saving is named in the reason", "[verdi
     CHECK(r.verdict.outcome == Outcome::fail);
     CHECK_THAT(r.verdict.reason, Catch::Contains("block rounding: block size 512"));
 }
+
+TEST_CASE("one round: the evidence can decide, the timing cannot", "[verdict]") {
+    auto nothing_cached = run_of({100}, {300}, /*hit_cached=*/0);
+    nothing_cached.trials.resize(3);  // the first round alone
+    nothing_cached.engine.prefix_caching = false;
+    decide(nothing_cached, 10, 0.95);
+    CHECK(nothing_cached.verdict.outcome == Outcome::fail);
+    CHECK_THAT(nothing_cached.verdict.reason, Catch::Contains("prefix caching off"));
+    auto healthy = run_of({100}, {300});
+    healthy.trials.resize(3);
+    decide(healthy, 10, 0.95);
+    CHECK(healthy.verdict.outcome == Outcome::error);
+    CHECK_THAT(healthy.verdict.reason, Catch::Contains("fewer than two complete rounds"));
+}

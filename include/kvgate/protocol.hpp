@@ -36,10 +36,10 @@ using TrialObserver = std::function<void(const PhaseResult&, const Trial&)>;
 using StopRule = std::function<std::optional<std::string>(const PhaseResult& partial)>;
 
 // Stops once the cache evidence alone has decided `fail`, so that no further trial can change the
-// verdict: the partial result still fails when every measured pair is given a timing that clears any
-// threshold (so timing did not decide), and the engine reports prefix caching off (so no later miss
-// can be served from cache and turn the verdict into `unverified`). With caching off, a hit-arm
-// request with no cached tokens decides this after the minimum two pairs.
+// verdict: the partial result still fails when every measured round is given a timing that clears any
+// threshold (so timing did not decide), and the engine reports prefix caching off (so no later miss or
+// cold request can be served from cache and turn the verdict into `unverified`). With caching off, a
+// hit-arm request with no cached tokens decides this after the first measured round.
 inline StopRule stop_when_evidence_decides() {
     return [](const PhaseResult& partial) -> std::optional<std::string> {
         if (partial.engine.prefix_caching) return std::nullopt;

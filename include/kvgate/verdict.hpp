@@ -4,11 +4,11 @@
 // The rules, in order, each in one place below (the first that applies decides):
 //   1. a fault stopped the run: error
 //   2. a fleet's routing moved hits off their warm replica: fail (routing); requests unplaced: unverified
-//   3. a TTFT that is no positive number, or fewer than two rounds: error
+//   3. a TTFT that is no positive number: error
 //   4. a miss or cold request served from cache beyond what the template explains: unverified
 //   5. hits reused less than their warm prompt's whole blocks: fail, naming the divergence (template) or the
 //      server (eviction), or that nothing was cached (caching off, where the server says so)
-//   6. timing, two paired contrasts against the bar, each decided sequentially (sequential.hpp): the
+//   6. fewer than two rounds: error; else timing, two paired contrasts against the bar, each decided sequentially (sequential.hpp): the
 //      cache's own saving, cold/hit (same length, only the cache differs), and the seed's invalidation
 //      cost, miss/hit. Both must clear the bar; either below it fails; otherwise indeterminate.
 // Notes follow any outcome: stalls, block rounding, a saving made outside the engine, and the costs per
@@ -444,12 +444,6 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         v.fix = "look at those trials' stamps in the results file; a TTFT must be a positive time";
         return;
     }
-    if (inv.n < 2 || (cold_measured && cache.n < 2)) {
-        v.outcome = Outcome::error;
-        v.reason = "fewer than two complete rounds";
-        v.fix = "run at least 2 trials per arm (--trials)";
-        return;
-    }
     // Rule 4: the arms were what they claim.
     if (other_cached > 0) {
         v.outcome = Outcome::unverified;
@@ -486,7 +480,13 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                    " (" + interval + ")";
         return;
     }
-    // Rule 6: timing.
+    // Rule 6: timing, which needs two rounds (the evidence above decides on one).
+    if (inv.n < 2 || (cold_measured && cache.n < 2)) {
+        v.outcome = Outcome::error;
+        v.reason = "fewer than two complete rounds";
+        v.fix = "run at least 2 trials per arm (--trials)";
+        return;
+    }
     if (inv.log_stdev == 0 || (cold_measured && cache.log_stdev == 0)) {  // a zero-width interval: no real timing
         v.outcome = Outcome::indeterminate;
         v.reason = "every paired ratio is the same, so the interval has zero width, which is no evidence: " + interval;
