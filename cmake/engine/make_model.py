@@ -1,12 +1,19 @@
-"""Makes kvgate's default model directory with no network: facebook/opt-125m's architecture, served
-with random weights (vllm --load-format dummy), a byte-level BPE tokenizer trained here, and the
-seed's chat template (message contents concatenated).
+"""Makes kvgate's default model directory with no network: facebook/opt-125m's architecture (or, with
+--shape llama-3.1-8b, Llama-3.1-8B's), served with random weights (vllm --load-format dummy), a
+byte-level BPE tokenizer trained here, and the seed's chat template (message contents concatenated).
 
 Random weights change no shapes, so prefill compute -- and with it TTFT -- is that of the real model.
 The tokenizer has exactly the model's vocab_size entries: random weights sample any id, and an id
 the tokenizer does not know would break detokenization.
 
-Usage: python make_model.py OUT_DIR   (idempotent: an existing, complete directory is left alone)
+The Llama-3.1-8B shape is the GPU default where memory allows (engine.sh): OPT-125m's prefill is so
+cheap on an H100/H200 that the cache's saving drowns in the server's per-request work; the 8B shape's
+separates from about 1300 prompt tokens (../shared/notes/vllm-gpu.md). It keeps our tokenizer (same
+vocabulary, ids and BOS), so everything that reads the tokenizer is unchanged; its context is 8192
+(the config's positions and the tokenizer's model_max_length, which vLLM takes the smaller of).
+
+Usage: python make_model.py OUT_DIR [--shape opt-125m|llama-3.1-8b]
+       (idempotent: an existing, complete directory of that shape is left alone)
 """
 
 import json
@@ -47,6 +54,38 @@ OPT_125M_CONFIG = {
     "use_cache": True,
 }
 
+# meta-llama/Llama-3.1-8B's sizes with our tokenizer's vocabulary and special ids (bos = eos = 2, pad 1).
+LLAMA_31_8B_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "vocab_size": VOCAB_SIZE,
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0,
+    "attention_bias": False,
+    "mlp_bias": False,
+    "initializer_range": 0.02,
+    "tie_word_embeddings": False,
+    "bos_token_id": 2,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
+    "torch_dtype": "bfloat16",
+    "use_cache": True,
+}
+
+SHAPES = {
+    # name: (config, tokenizer model_max_length, what the stamp names)
+    "opt-125m": (OPT_125M_CONFIG, 2048, "facebook/opt-125m"),
+    "llama-3.1-8b": (LLAMA_31_8B_CONFIG, 8192, "meta-llama/Llama-3.1-8B (shape only)"),
+}
+
 
 def corpus_files():
     """Training text that every machine has: the Python standard library of this interpreter,
@@ -56,7 +95,7 @@ def corpus_files():
     return [str(p) for p in files]
 
 
-def build_tokenizer(out: pathlib.Path):
+def build_tokenizer(out: pathlib.Path, model_max_length: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -86,26 +125,38 @@ def build_tokenizer(out: pathlib.Path):
         eos_token="</s>",
         unk_token="<unk>",
         pad_token="<pad>",
-        model_max_length=2048,
+        model_max_length=model_max_length,
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(out))
 
 
 def main():
-    out = pathlib.Path(sys.argv[1]).resolve()
+    args = sys.argv[1:]
+    shape = "opt-125m"
+    if "--shape" in args:
+        i = args.index("--shape")
+        shape = args[i + 1]
+        del args[i : i + 2]
+    if len(args) != 1 or shape not in SHAPES:
+        sys.exit("usage: make_model.py OUT_DIR [--shape " + "|".join(SHAPES) + "]")
+    config, max_len, architecture = SHAPES[shape]
+    out = pathlib.Path(args[0]).resolve()
     stamp = out / STAMP
-    if stamp.exists() and json.loads(stamp.read_text()).get("format") == FORMAT:
-        print(f"model: {out} is complete")
-        return
+    if stamp.exists():
+        old = json.loads(stamp.read_text())
+        if old.get("format") == FORMAT and old.get("architecture") == architecture:
+            print(f"model: {out} is complete")
+            return
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(OPT_125M_CONFIG, indent=2) + "\n")
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "generation_config.json").write_text(
         json.dumps({"bos_token_id": 2, "eos_token_id": 2, "pad_token_id": 1}, indent=2) + "\n"
     )
     (out / "chat_template.jinja").write_text(CHAT_TEMPLATE + "\n")
-    build_tokenizer(out)
-    stamp.write_text(json.dumps({"format": FORMAT, "architecture": "facebook/opt-125m", "weights": "dummy"}) + "\n")
+    build_tokenizer(out, max_len)
+    stamp.write_text(json.dumps({"format": FORMAT, "architecture": architecture, "weights": "dummy",
+                                 "context": min(max_len, config["max_position_embeddings"])}) + "\n")
     print(f"model: wrote {out}")
 
 
