@@ -46,3 +46,21 @@ TEST_CASE("a venv without vLLM, or no venv at all, is refused with what to do", 
     CHECK_THAT(*missing, Catch::Contains("not a Python virtual environment"));
     CHECK(python_environment_problem(""));
 }
+
+TEST_CASE("the in-process engine's context: KVGATE_MAX_MODEL_LEN, else 1024 on a CPU, else the model's", "[python]") {
+    CHECK(max_model_len_for(false, nullptr) == 1024);
+    CHECK(max_model_len_for(false, "") == 1024);
+    CHECK_FALSE(max_model_len_for(true, nullptr));  // a GPU: vLLM takes the model's own (8192 for the 8B shape)
+    CHECK(max_model_len_for(true, "8192") == 8192);
+    CHECK(max_model_len_for(false, "4096") == 4096);
+    CHECK_THROWS_WITH(max_model_len_for(true, "8k"), Catch::Contains("not a positive whole number"));
+    CHECK_THROWS_WITH(max_model_len_for(true, "0"), Catch::Contains("not a positive whole number"));
+    CHECK_THROWS_WITH(max_model_len_for(true, "-5"), Catch::Contains("not a positive whole number"));
+}
+
+TEST_CASE("a venv that sees the system's site-packages (a GPU image's torch) is accepted", "[python]") {
+    const fs::path venv = fake_venv("system-site", PY_VERSION, true);
+    std::ofstream(venv / "pyvenv.cfg") << "home = /usr/bin\ninclude-system-site-packages = true\n"
+                                       << "version = " << PY_VERSION << "\n";
+    CHECK_FALSE(python_environment_problem(venv.string()));
+}

@@ -80,9 +80,34 @@ inline std::optional<std::string> python_environment_problem(const std::string& 
     return std::nullopt;
 }
 
+// The max_model_len the in-process engine asks for: KVGATE_MAX_MODEL_LEN (env) where set, else 1024
+// without a GPU (the CPU fixture's, sized for its fixed 1 GiB KV cache), else none: vLLM then takes the
+// model's own context (the smaller of its config's positions and its tokenizer's model_max_length;
+// 8192 for the 8B-shaped GPU default, make_model.py). Throws on a value that is not a positive number.
+inline std::optional<int> max_model_len_for(bool gpu, const char* env_value) {
+    if (env_value && *env_value) {
+        const std::string text = env_value;
+        std::size_t used = 0;
+        int n = 0;
+        try {
+            n = std::stoi(text, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != text.size() || n <= 0)
+            throw std::invalid_argument("KVGATE_MAX_MODEL_LEN='" + text + "' is not a positive whole number of tokens");
+        return n;
+    }
+    if (!gpu) return 1024;
+    return std::nullopt;
+}
+
 // Hidden like pybind11's own types, which it holds (else GCC warns about the visibility mismatch).
 // Uses the settings' venv, model, dtype, dummy_weights and prefix_caching; the engine is set up as
-// the test fixture's server (cmake/engine/engine.sh): max_model_len 1024, eager mode, 1 GiB CPU KV cache.
+// the test fixture's server (cmake/engine/engine.sh): eager mode; the context from
+// KVGATE_MAX_MODEL_LEN, else 1024 on a CPU (with its 1 GiB KV cache) and the model's own on a GPU
+// (max_model_len_for); on a GPU KVGATE_GPU_MEMORY_UTILIZATION (default 0.4) of its memory, so the
+// fixture's server can run beside it.
 class __attribute__((visibility("hidden"))) PythonEngine : public Engine {
 public:
     explicit PythonEngine(const Settings& settings) : settings_(settings) {
@@ -270,11 +295,28 @@ private:
         if (std::filesystem::weakly_canonical(prefix) != std::filesystem::weakly_canonical(settings_.venv))
             throw std::invalid_argument("the embedded interpreter's prefix is " + prefix + ", not the venv " +
                                         settings_.venv + "; make the venv with the Python kvgate links");
+        // The interpreter must be the one holding torch and vLLM: the venv's, or (a venv made with
+        // --system-site-packages, as on a GPU image whose torch lives in its system Python) the
+        // system's site-packages it sees. Say which, rather than fail deep inside vLLM.
+        try {
+            py::module_::import("torch");
+        } catch (py::error_already_set& e) {
+            throw std::invalid_argument("the embedded Python (prefix " + prefix + ") cannot import torch: " +
+                                        std::string(e.what()) + "; make the venv with the Python that holds torch "
+                                        "(on a GPU image: python3 -m venv --system-site-packages)");
+        }
+        if (gpu)  // As engine.sh: vLLM's CUDA sampler imports FlashInfer unless this is 0 (set before vLLM reads it).
+            py::exec("import importlib.util, os\nif importlib.util.find_spec('flashinfer') is None:\n"
+                     "    os.environ.setdefault('VLLM_USE_FLASHINFER_SAMPLER', '0')");
         auto vllm = py::module_::import("vllm");
         py::dict kwargs;
         kwargs["model"] = settings_.model;
         kwargs["enable_prefix_caching"] = settings_.prefix_caching;
-        kwargs["max_model_len"] = 1024;
+        if (const auto len = max_model_len_for(gpu, std::getenv("KVGATE_MAX_MODEL_LEN"))) kwargs["max_model_len"] = *len;
+        if (gpu) {
+            const char* util = std::getenv("KVGATE_GPU_MEMORY_UTILIZATION");
+            kwargs["gpu_memory_utilization"] = (util && *util) ? std::stod(util) : 0.4;
+        }
         kwargs["enforce_eager"] = true;
         kwargs["disable_log_stats"] = false;  // per-request metrics and the prefix-cache counters
         if (settings_.dummy_weights) kwargs["load_format"] = "dummy";
