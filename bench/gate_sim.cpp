@@ -79,10 +79,12 @@ std::vector<Round> read_rounds(const std::string& path, bool& three_arm) {
     return out;
 }
 
-double geomean_ratio(const std::vector<Round>& pool, double Round::*other) {
-    double sum = 0;
-    for (const Round& d : pool) sum += std::log(d.*other / d.hit);
-    return std::exp(sum / static_cast<double>(pool.size()));
+// The pool's median other/hit ratio: the parameter the gate's sign test estimates, so a pool scaled to put it
+// on the bar is a cache exactly at the bar as the gate sees one (half the rounds above, half below).
+double median_ratio(const std::vector<Round>& pool, double Round::*other) {
+    std::vector<double> ratios;
+    for (const Round& d : pool) ratios.push_back(d.*other / d.hit);
+    return kvgate::median(ratios);
 }
 
 struct Gate {
@@ -188,8 +190,8 @@ int main(int argc, char** argv) {
     }
     const kvgate::Settings s = gate_settings();
     const double bar = kvgate::threshold_ratio(s.threshold_pct);
-    std::printf("pool: %zu rounds; geometric-mean miss/hit %.3f", pool.size(), geomean_ratio(pool, &Round::miss));
-    if (three_arm) std::printf(", cold/hit %.3f\n", geomean_ratio(pool, &Round::cold));
+    std::printf("pool: %zu rounds; median miss/hit %.3f", pool.size(), median_ratio(pool, &Round::miss));
+    if (three_arm) std::printf(", cold/hit %.3f\n", median_ratio(pool, &Round::cold));
     else std::printf("; TWO-ARM: a file has no cache_cold, so the gates simulate the miss/hit contrast only\n");
     std::printf("gate: trials %d, max_trials %d, threshold %.0f%% (bar %.2f), confidence %.2f, no time budget, timing "
                 "only; %ld gates per scenario, seed %llu\n",
@@ -203,19 +205,19 @@ int main(int argc, char** argv) {
     std::printf("red = fail + indeterminate; targets (the issue's): healthy red <= 1%%, "
                 "below the bar pass <= 2.5%%\n\n");
 
-    // A cache at (and just below) the bar: every round's other arm scaled so that the pool's geometric-mean
+    // A cache at (and just below) the bar: every round's other arm scaled so that the pool's median
     // other/hit ratio is bar x f, one contrast at a time (the other stays as recorded).
     std::vector<Scenario> scenarios = {{"healthy (as recorded)", 1, 1, 1, true}};
     for (double f : {1.0, 0.97}) {
         if (three_arm)
             scenarios.push_back({kvgate::detail::fmt("cold/hit = %.3f (bar x %.2f)", bar * f, f), 1, 1,
-                                 bar * f / geomean_ratio(pool, &Round::cold), false});
+                                 bar * f / median_ratio(pool, &Round::cold), false});
         scenarios.push_back({kvgate::detail::fmt("miss/hit = %.3f (bar x %.2f)", bar * f, f), 1,
-                             bar * f / geomean_ratio(pool, &Round::miss), 1, false});
+                             bar * f / median_ratio(pool, &Round::miss), 1, false});
     }
     // A cache slow every time: hits as slow as cold (two-arm: as slow as misses).
     scenarios.push_back({three_arm ? "slow cache: cold/hit = 1.0" : "slow cache: miss/hit = 1.0",
-                         geomean_ratio(pool, three_arm ? &Round::cold : &Round::miss), 1, 1, false});
+                         median_ratio(pool, three_arm ? &Round::cold : &Round::miss), 1, 1, false});
 
     std::printf("%-30s %8s %8s %7s %7s %7s %6s %4s  %s\n", "scenario", "cold/hit", "miss/hit", "pass%", "fail%",
                 "indet%", "rounds", "p95", "error rate [Wilson 95%] vs target");
@@ -243,9 +245,9 @@ int main(int argc, char** argv) {
         const auto ci = wilson(errors, gates);
         const char* judged = ci.second <= target ? "meets" : ci.first > target ? "MISSES" : "unclear";
         char cold_text[16] = "-";
-        if (three_arm) std::snprintf(cold_text, sizeof cold_text, "%.3f", geomean_ratio(scaled, &Round::cold));
+        if (three_arm) std::snprintf(cold_text, sizeof cold_text, "%.3f", median_ratio(scaled, &Round::cold));
         std::printf("%-30s %8s %8.3f %7.2f %7.2f %7.2f %6.1f %4d  %s %.2f%% [%.2f, %.2f] <= %.1f%%: %s\n",
-                    sc.name.c_str(), cold_text, geomean_ratio(scaled, &Round::miss), 100.0 * pass / gates,
+                    sc.name.c_str(), cold_text, median_ratio(scaled, &Round::miss), 100.0 * pass / gates,
                     100.0 * fail / gates, 100.0 * (gates - pass - fail) / gates, mean_rounds, p95,
                     sc.healthy ? "red" : "pass", 100.0 * errors / gates, 100 * ci.first, 100 * ci.second,
                     100 * target, judged);

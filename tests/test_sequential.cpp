@@ -9,11 +9,13 @@
 
 using namespace kvgate;
 
-TEST_CASE("alpha is spent half at the first look and evenly over the later ones", "[sequential]") {
+TEST_CASE("alpha is spent half at the first look and the rest growing with the square of the rounds added",
+          "[sequential]") {
     const SequentialPlan plan{10, 40, 0.95};
+    const double squares = 30 * 31 * 61 / 6.0;
     CHECK(look_confidence(plan, 10) == Approx(0.975));
-    CHECK(look_confidence(plan, 11) == Approx(1 - 0.025 / 30));
-    CHECK(look_confidence(plan, 40) == Approx(1 - 0.025 / 30));
+    CHECK(look_confidence(plan, 11) == Approx(1 - 0.025 / squares));
+    CHECK(look_confidence(plan, 40) == Approx(1 - 0.025 * 900 / squares));
     double spent = 1 - look_confidence(plan, 10);
     for (int n = 11; n <= 40; ++n) spent += 1 - look_confidence(plan, n);
     CHECK(spent == Approx(0.05));  // Bonferroni: the looks together spend alpha, no more

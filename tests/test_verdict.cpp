@@ -477,7 +477,7 @@ TEST_CASE("a cached path that is slow every time fails, however many rounds", "[
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::fail);
     CHECK(r.verdict.cache.outcome == Outcome::fail);
-    CHECK(r.verdict.cache.look_confidence == Approx(1 - 0.05 / 2 / 30));  // a later look's share of alpha
+    CHECK(r.verdict.cache.look_confidence == Approx(1 - 0.025 * 900 / 9455));  // the last look's share of alpha
 }
 
 TEST_CASE("block rounding that hides the saving is named in the reason", "[verdict][cold]") {

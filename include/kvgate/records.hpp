@@ -145,7 +145,7 @@ inline const char* to_string(Outcome o) {
 // procedure decided it at its last look (sequential.hpp).
 struct Contrast {
     Outcome outcome = Outcome::error;  // pass / fail / indeterminate on timing alone (error: too few pairs)
-    double ratio = 0, low = 0, high = 0;  // geometric mean of the paired ratios and its interval
+    double ratio = 0, low = 0, high = 0;  // median of the paired ratios and its interval (sign test)
     int pairs = 0;
     double look_confidence = 0;  // the confidence the interval was taken at (the look's share of alpha)
 };
@@ -156,7 +156,7 @@ struct Verdict {
     Outcome outcome = Outcome::error;
     double threshold_pct = 0;   // as the run's settings had it (decide() copies it)
     double confidence = 0;
-    double ratio = 0;           // geometric mean of the paired miss/hit TTFT ratios
+    double ratio = 0;           // median of the paired miss/hit TTFT ratios
     double ratio_low = 0;       // interval bounds on that ratio
     double ratio_high = 0;
     Contrast invalidation;      // miss/hit: the seed's test (ratio, ratio_low and ratio_high repeat it)

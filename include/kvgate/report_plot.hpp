@@ -282,7 +282,7 @@ inline void decision_panel(std::ostringstream& s, const PhaseResult& r) {
       << "set style textbox opaque noborder\n"
       << "set yrange [" << dat_number(lo) << ":" << dat_number(hi) << "]\n"
       << "set xtics (" << gp_tic(contrasts[0].what) << " 0, " << gp_tic(contrasts[1].what) << " 1)\n"
-      << "set ylabel \"TTFT ratio to the hit (geometric mean of paired ratios)\"\n";
+      << "set ylabel \"TTFT ratio to the hit (median of paired ratios)\"\n";
     // Each contrast's numbers to the right of its interval, the first of three lines level with the ratio.
     for (std::size_t k = 0; k < contrasts.size(); ++k) {
         const auto& d = contrasts[k];

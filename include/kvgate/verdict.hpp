@@ -295,7 +295,8 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     v.method =
         "sign-test interval on the median of the paired other/hit TTFT ratios over the rounds (one trial of each "
         "arm per round, orders balanced by a Williams design); looked at after every round from --trials to "
-        "--max-trials, alpha spent by Bonferroni (half at the first look, the rest evenly over the later ones), so "
+        "--max-trials, alpha spent by Bonferroni (half at the first look, the rest over the later ones growing with the "
+        "square of the rounds added), so "
         "every look's interval is valid together";
     if (r.settings.ttft == "engine")
         v.method += "; TTFT is the engine's own prompt time (KVGATE_TTFT=engine), not the client's first token";
