@@ -389,6 +389,11 @@ TEST_CASE("hits that found nothing name caching off where the server's counters 
     CHECK_THAT(r.verdict.fix, Catch::Contains("turn prefix caching on"));
     r.counters = {true, 8000, 0, {}, {}};  // looked up, found nothing: the cache, not the setting
     decide(r, 10, 0.95);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("prefix caching is on and the server looked up 8000 prompt tokens") &&
+                                     Catch::Contains("evicted"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("give the KV cache room"));
+    r.counters = {};  // no counters: the cache is named, no cause
+    decide(r, 10, 0.95);
     CHECK_THAT(r.verdict.reason, Catch::Contains("the prefix cache did not serve the warmed prefix"));
 }
 

@@ -181,13 +181,32 @@ inline std::string router_policy_name(const EngineInfo& e) {
 }
 
 // Why hits found nothing, where the server says: caching is off (its cache config, or no prefix-cache
-// lookups counted while it served every prompt), else the cache simply did not serve the prefix.
+// lookups counted while it served every prompt); caching on and lookups counted, so the warmed blocks
+// were gone by the query (evicted, or never stored); else, without counters, the cache did not serve.
+inline bool server_caching_off(const PhaseResult& r) {
+    return !r.engine.prefix_caching || (r.counters.available && r.counters.queries <= 0);
+}
+
 inline std::string caching_off_cause(const PhaseResult& r) {
     if (!r.engine.prefix_caching) return "the server reports prefix caching off, so it cached nothing";
     if (r.counters.available && r.counters.queries <= 0)
         return "the server counted no prefix-cache lookups over the run (Prometheus prefix_cache_queries +0): "
                "prefix caching is off";
+    if (r.counters.available)
+        return detail::fmt("prefix caching is on and the server looked up %.0f prompt tokens (hits +%.0f), yet the "
+                           "hits found their warm prompt's blocks gone: evicted between the warm request and the "
+                           "query (a KV cache too small for the traffic beside this run), or never stored",
+                           r.counters.queries, r.counters.hits);
     return "the prefix cache did not serve the warmed prefix";
+}
+
+inline std::string caching_off_fix(const PhaseResult& r) {
+    if (server_caching_off(r))
+        return "turn prefix caching on in the server (vLLM: it is on by default; drop --no-enable-prefix-caching; "
+               "llama.cpp: requests with cache_prompt true)";
+    return "give the KV cache room for the warmed prefix beside the other traffic (vLLM: --gpu-memory-utilization, "
+           "--kv-cache-memory-bytes, VLLM_CPU_KVCACHE_SPACE; no --num-gpu-blocks-override that small), or run the "
+           "gate where no other requests share the server";
 }
 
 // The rounds' pairs of one arm against the hit arm: the k-th measured trial of each (a round runs one of each).
@@ -470,15 +489,14 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                    " hit-arm requests reused too little (fewest " + std::to_string(hit_fewest) +
                    " cached tokens, " + (full_hit_rule ? "the warm prompt's whole blocks are " : "at least ") +
                    std::to_string(hit_need) + "): " + caching_off_cause(r) + " (" + interval + ")";
-        if (!r.engine.prefix_caching || (r.counters.available && r.counters.queries <= 0))
-            v.fix = "turn prefix caching on in the server (vLLM: it is on by default; drop --no-enable-prefix-caching; "
-                    "llama.cpp: requests with cache_prompt true)";
+        v.fix = caching_off_fix(r);
         return;
     }
     if (!per_request && counters && r.counters.hits <= 0) {
         v.outcome = Outcome::fail;
         v.reason = "the Prometheus prefix-cache hit counter did not grow during the run: " + caching_off_cause(r) +
                    " (" + interval + ")";
+        v.fix = caching_off_fix(r);
         return;
     }
     // Rule 6: timing, which needs two rounds (the evidence above decides on one).
