@@ -67,19 +67,9 @@ inline double binomial_half_cdf(int k, int n) {
 // log_mean and log_stdev describe the log ratios (the fix's estimate of rounds, the zero-width check).
 inline RatioInterval median_ratio_interval(const std::vector<double>& hit, const std::vector<double>& other,
                                            double confidence) {
-    if (hit.size() != other.size()) throw std::invalid_argument("median_ratio_interval: arms differ in length");
     RatioInterval r;
-    std::vector<double> logs;
-    for (std::size_t i = 0; i < hit.size(); ++i) {
-        if (hit[i] > 0 && other[i] > 0 && std::isfinite(hit[i]) && std::isfinite(other[i]))
-            logs.push_back(std::log(other[i] / hit[i]));
-        else
-            ++r.dropped;
-    }
-    r.n = static_cast<int>(logs.size());
-    if (r.n < 2) return r;
-    r.log_mean = mean(logs);
-    r.log_stdev = stdev(logs);
+    std::vector<double> logs = paired_log_ratios(hit, other, r);
+    if (r.n < 2) return RatioInterval{r.n, r.dropped};
     std::sort(logs.begin(), logs.end());
     r.ratio = std::exp(median(logs));
     int k = 0;

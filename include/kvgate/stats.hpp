@@ -103,23 +103,30 @@ struct RatioInterval {
     double log_mean = 0, log_stdev = 0;
 };
 
-// Interval on miss/hit from paired samples; needs at least two pairs with positive values. Pairs
-// with any other value are counted in `dropped`, never left out silently.
-inline RatioInterval paired_ratio_interval(const std::vector<double>& hit, const std::vector<double>& miss,
-                                           double confidence) {
-    if (hit.size() != miss.size()) throw std::invalid_argument("paired_ratio_interval: arms differ in length");
+// ln(other/hit) of each pair with positive values, with n, log_mean and log_stdev filled in; pairs with
+// any other value are counted in `dropped`, never left out silently.
+inline std::vector<double> paired_log_ratios(const std::vector<double>& hit, const std::vector<double>& other,
+                                             RatioInterval& r) {
+    if (hit.size() != other.size()) throw std::invalid_argument("paired ratios: arms differ in length");
     std::vector<double> logs;
-    RatioInterval r;
     for (std::size_t i = 0; i < hit.size(); ++i) {
-        if (hit[i] > 0 && miss[i] > 0 && std::isfinite(hit[i]) && std::isfinite(miss[i]))
-            logs.push_back(std::log(miss[i] / hit[i]));
+        if (hit[i] > 0 && other[i] > 0 && std::isfinite(hit[i]) && std::isfinite(other[i]))
+            logs.push_back(std::log(other[i] / hit[i]));
         else
             ++r.dropped;
     }
     r.n = static_cast<int>(logs.size());
-    if (r.n < 2) return r;
     r.log_mean = mean(logs);
     r.log_stdev = stdev(logs);
+    return logs;
+}
+
+// Student's t interval on miss/hit from paired samples; needs at least two pairs with positive values.
+inline RatioInterval paired_ratio_interval(const std::vector<double>& hit, const std::vector<double>& miss,
+                                           double confidence) {
+    RatioInterval r;
+    paired_log_ratios(hit, miss, r);
+    if (r.n < 2) return RatioInterval{r.n, r.dropped};
     const double half = student_t_quantile(0.5 + confidence / 2, r.n - 1) * r.log_stdev / std::sqrt(double(r.n));
     r.ratio = std::exp(r.log_mean);
     r.low = std::exp(r.log_mean - half);

@@ -241,6 +241,7 @@ inline Contrast contrast_of(const RatioInterval& ci, double bar, double look) {
 }
 
 inline std::string contrast_line(const char* what, const Contrast& c) {
+    if (c.pairs < 2) return std::string(what) + detail::fmt(": no interval from %.0f pair(s)", c.pairs);
     return std::string(what) + detail::fmt(" %.3f, %.2f%% interval [%.3f, %.3f]", c.ratio, c.look_confidence * 100,
                                            c.low, c.high) +
            detail::fmt(" over %.0f pairs", c.pairs);
