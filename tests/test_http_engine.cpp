@@ -687,8 +687,8 @@ TEST_CASE("HttpEngine: a side request on a connection the server is closing is s
     std::atomic<int> answered{0};
     LoopbackServer server([&](Connection& conn) {
         if (!conn.read_request()) return;
+        ++answered;  // before the reply: the client may check the count as soon as it reads it
         conn.send(wire::json_response(200, "OK", R"({"count": 7, "max_model_len": 1024, "tokens": [1]})"));
-        ++answered;
         conn.read_request();  // never answered
     });
     HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
