@@ -3,8 +3,10 @@
 # wheelhouse (cmake/bundle/make_wheelhouse.sh's pieces) into KVGATE_VENV, builds `kvgate` against the
 # Debian 12 packages make_bundle.sh carries (unpacked into a prefix, never over /), makes the default
 # model for the GPU (engine.sh's rule: the Llama-3.1-8B shape on >= 64 GiB), and runs the phase-1 gate
-# (`kvgate measure`) against the fixture's server at each size A/B/Q; with KVGATE_HOST_NEGATIVE=1 also
-# against a server started with --no-enable-prefix-caching (the negative control, which must fail).
+# (`kvgate measure`) against the fixture's server at each size A/B/Q (a size listed twice runs twice);
+# with KVGATE_HOST_NEGATIVE=1 also at the first size against a server started with
+# --no-enable-prefix-caching (the negative control, which must fail). Before any server starts it
+# measures the client's timing error on this host (kvgate_ttft_fidelity, no Python clients).
 #
 #   host_vllm.sh PIECES_DIR DEBS_DIR OUT [A/B/Q ...]      (sizes default to 2000/256/32 1000/3000/32)
 #
@@ -62,11 +64,17 @@ generator="Unix Makefiles"; command -v ninja > /dev/null && generator=Ninja
 t0=$(now)
 cmake -S "$root" -B "$build" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DKVGATE_FUZZ=OFF \
   -DPython_EXECUTABLE="$python" > "$work/configure.log" 2>&1 || { tail -n 40 "$work/configure.log"; exit 1; }
-cmake --build "$build" --target kvgate_cli -j "$(nproc)" > "$work/build.log" 2>&1 || { tail -n 40 "$work/build.log"; exit 1; }
+cmake --build "$build" --target kvgate_cli kvgate_ttft_fidelity -j "$(nproc)" > "$work/build.log" 2>&1 || { tail -n 40 "$work/build.log"; exit 1; }
 kvgate=$(find "$build" -type f -name kvgate -perm -u+x | head -n1)
 t1=$(now)
 log "kvgate built in $(secs "$t0" "$t1") s: $kvgate"
-echo "- kvgate configured + built (kvgate_cli) in $(secs "$t0" "$t1") s" >> "$summary"
+echo "- kvgate configured + built (kvgate_cli, kvgate_ttft_fidelity) in $(secs "$t0" "$t1") s" >> "$summary"
+
+# The client's timing error on this host (loopback oracle; no Python clients), before any server
+# runs, so the cores are as the gate finds them.
+"$build/bench/kvgate_ttft_fidelity" --python-clients none --json "$out/ttft_fidelity.json" > "$out/ttft_fidelity.txt" 2>&1 \
+  && echo "- client timing (kvgate_ttft_fidelity): see ttft_fidelity.txt" >> "$summary" \
+  || echo "- kvgate_ttft_fidelity failed (ttft_fidelity.txt)" >> "$summary"
 
 # 4. the model the fixture picks for this GPU (made here: no weights travel)
 gpu_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | sed -n 1p | tr -d ' ')
@@ -85,23 +93,27 @@ run_gate() {  # $1 state dir, $2 label, extra vllm args after
   echo "- $label: server healthy in $(secs "$t0" "$t1") s; $(grep -m1 -o 'block_size=[0-9]*' "$state/engine.log" || true)" >> "$summary"
   # shellcheck disable=SC1091
   . "$state/engine.env"
-  for s in "${sizes[@]}"; do
+  local run=0
+  for s in "${gate_sizes[@]}"; do
     IFS=/ read -r a b q <<< "$s"
-    local dir=$out/$label-$a-$b-$q rc=0
+    run=$((run + 1))  # a size may be listed twice: each run has its own directory
+    local dir=$out/$label-$run-$a-$b-$q rc=0
     mkdir -p "$dir"
     t0=$(now)
     (cd "$root" && "$kvgate" measure --url "$KVGATE_URL" --model "$KVGATE_MODEL" --out "$dir" \
       --context-a-tokens "$a" --context-b-tokens "$b" --query-tokens "$q") > "$dir/measure.log" 2>&1 || rc=$?
     t1=$(now)
     tail -n 15 "$dir/measure.log"
-    echo "- $label $s: kvgate measure exit $rc in $(secs "$t0" "$t1") s ($label-$a-$b-$q/)" >> "$summary"
+    echo "- $label $s: kvgate measure exit $rc in $(secs "$t0" "$t1") s ($label-$run-$a-$b-$q/)" >> "$summary"
   done
   grep -E "Using FlashAttention|block size|KV cache|Maximum concurrency|max_model_len" "$state/engine.log" | head -n 8 > "$out/$label-engine-config.txt" || true
   cp "$state/engine.log" "$out/$label-engine.log"
   bash "$root/cmake/engine/engine.sh" stop "$state"
 }
+gate_sizes=("${sizes[@]}")
 run_gate "$work/engine" healthy || true
 if [ "${KVGATE_HOST_NEGATIVE:-0}" = 1 ]; then
+  gate_sizes=("${sizes[0]}")  # the control needs one size: the first
   run_gate "$work/engine-nocache" no-prefix-caching --no-enable-prefix-caching || true
 fi
 cat "$summary"
