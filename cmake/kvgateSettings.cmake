@@ -13,7 +13,7 @@ set(KVGATE_SETTING_NAMES
 
 set(KVGATE_TEST_ENVIRONMENT "")
 foreach(name IN LISTS KVGATE_SETTING_NAMES)
-  set(${name} "" CACHE STRING "kvgate setting (empty: built-in default; see README)")
+  set(${name} "" CACHE STRING "kvgate setting (empty: built-in default; see docs/settings.md)")
   if(NOT "${${name}}" STREQUAL "")
     list(APPEND KVGATE_TEST_ENVIRONMENT "${name}=${${name}}")
   endif()

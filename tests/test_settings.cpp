@@ -40,8 +40,8 @@ TEST_CASE("defaults are the seed's", "[settings]") {
     CHECK(threshold_ratio(s.threshold_pct) == Approx(1.1));
 }
 
-TEST_CASE("README's settings table is the one `kvgate settings` prints", "[settings]") {
-    std::ifstream in(std::string(KVGATE_SOURCE_DIR) + "/README.md");
+TEST_CASE("docs/settings.md's settings table is the one `kvgate settings` prints", "[settings]") {
+    std::ifstream in(std::string(KVGATE_SOURCE_DIR) + "/docs/settings.md");
     REQUIRE(in);
     std::string table;
     bool inside = false;
@@ -50,7 +50,7 @@ TEST_CASE("README's settings table is the one `kvgate settings` prints", "[setti
         if (inside && line.empty()) break;
         if (inside) table += line + "\n";
     }
-    INFO("regenerate README's table with: build/default/tools/kvgate settings");
+    INFO("regenerate the table in docs/settings.md with: build/default/tools/kvgate settings");
     CHECK(table == settings_markdown());
 }
 
