@@ -100,7 +100,7 @@ struct Trial {
     int warm_prompt_tokens_expected = 0;
     RequestRecord warm;
     RequestRecord measured;
-    // The seed's per-trial fields, derived from `measured` (definitions per phase in the README).
+    // The seed's per-trial fields, derived from `measured` (definitions per phase in docs/results-schema.md).
     double ttft_ms = 0;
     double total_time_ms = 0;
     double throughput = 0;  // completion tokens per second of total_time
@@ -203,7 +203,7 @@ struct EngineInfo {
 };
 
 // A fault is a value: which trial, which request, which stage, what the server said.
-// The names (to_string) are stable: they are what the results JSON and the README carry.
+// The names (to_string) are stable: they are what the results JSON and docs/ carry.
 enum class FaultKind {
     connection_refused,
     connect_timeout,

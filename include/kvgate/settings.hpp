@@ -394,7 +394,7 @@ inline std::vector<std::string> apply_flags(Settings& s, const std::vector<std::
     return rest;
 }
 
-// The table as Markdown: `kvgate settings` prints it and README.md carries it (a unit test compares).
+// The table as Markdown: `kvgate settings` prints it and docs/settings.md carries it (a unit test compares).
 inline std::string settings_markdown() {
     const Settings defaults;
     std::string out = "| CMake / environment variable | CLI flag | default | meaning |\n|---|---|---|---|\n";
