@@ -8,7 +8,7 @@ using namespace kvgate;
 
 TEST_CASE("curve: reuse matches the prediction at every point and the slope is above zero", "[gpu][curve]") {
     Settings s = testing::http_settings("apc");
-    s.endpoint = "chat";  // the conversation is sent as chat messages
+    s.endpoint = Endpoint::chat;  // the conversation is sent as chat messages
     const std::filesystem::path path = results_path(s.out, phase_descriptor(curve_phase_name));
     std::filesystem::create_directories(path.parent_path());
     const auto engine = make_engine(s);

@@ -42,7 +42,7 @@ TEST_CASE("the seed's experiment: phase 1 over HTTP, phase 2 in-process", "[expe
 }
 
 TEST_CASE("engine kinds have stable names, both ways", "[experiment]") {
-    for (const auto& n : engine_kind_names()) CHECK(engine_kind_from_string(to_string(n.kind)) == n.kind);
+    for (const auto& n : detail::engine_kind_names) CHECK(engine_kind_from_string(to_string(n.value)) == n.value);
     CHECK(std::string(to_string(EngineKind::vllm_http)) == "vllm_http");
     CHECK_THROWS_WITH(engine_kind_from_string("tgi"), Catch::Contains("KVGATE_ENGINE") && Catch::Contains("vllm_http"));
 }

@@ -287,7 +287,7 @@ TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text'
         }
     });
     auto settings = settings_for(server.url());
-    settings.endpoint = "completions";
+    settings.endpoint = Endpoint::completions;
     HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Once upon", 1);
     INFO("fault message: " << (c.fault ? c.fault->message : ""));
@@ -322,7 +322,7 @@ TEST_CASE("HttpEngine: a conversation is posted as separate chat messages and th
     CHECK(body["max_tokens"] == 1);
 
     auto settings = settings_for(server.url());
-    settings.endpoint = "completions";
+    settings.endpoint = Endpoint::completions;
     HttpEngine completions(settings, std::make_unique<vllm::Dialect>());
     CHECK_FALSE(completions.takes_messages());
     CHECK_THROWS_WITH(completions.complete_messages({{Role::user, "q"}}, 1), Catch::Contains("--endpoint chat"));

@@ -304,7 +304,7 @@ TEST_CASE("protocol: KVGATE_TTFT=engine compares the engine's own time, and a se
         }
     };
     Settings s = quick(2, 0);
-    s.ttft = "engine";
+    s.ttft = TtftSource::engine;
     Timed timed;
     const PhaseResult r = run_phase(timed, s, phase1());
     REQUIRE_FALSE(r.fault);

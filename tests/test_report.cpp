@@ -718,7 +718,7 @@ TEST_CASE("the Markdown summary names the TTFT it gated and shows the other besi
     CHECK(contains(client_md, "| engine's own TTFT median (ms), not gated | 37.0 | 87.0 |"));
 
     PhaseResult engine_gated = client_gated;
-    engine_gated.settings.ttft = "engine";
+    engine_gated.settings.ttft = TtftSource::engine;
     const std::string engine_md = summary_markdown({engine_gated}, {});
     CHECK(contains(engine_md, "| engine's own TTFT median (ms) | 40.0 | 90.0 |"));
     CHECK(contains(engine_md, "| client TTFT median (ms), not gated | 40.0 | 90.0 |"));

@@ -113,7 +113,7 @@ TEST_CASE("environment variables set values", "[settings]") {
     unsetenv("KVGATE_WARMUP");
     unsetenv("KVGATE_ENDPOINT");
     CHECK(s.warmup == 3);
-    CHECK(s.endpoint == "completions");
+    CHECK(s.endpoint == Endpoint::completions);
 }
 
 TEST_CASE("bad values name the knob and what is allowed", "[settings]") {
@@ -139,11 +139,11 @@ TEST_CASE("KVGATE_FLEET_REPLICA_URLS: a comma-separated list of server roots, ea
 
 TEST_CASE("the TTFT compared is the client's unless the engine's own is asked for", "[settings]") {
     Settings s;
-    CHECK(s.ttft == "client");
+    CHECK(s.ttft == TtftSource::client);
     apply_flags(s, {"--ttft", "engine"});
-    CHECK(s.ttft == "engine");
+    CHECK(s.ttft == TtftSource::engine);
     CHECK_THROWS_WITH(apply_flags(s, {"--ttft", "server"}),
-                      Catch::Contains("KVGATE_TTFT") && Catch::Contains("'client' nor 'engine'"));
+                      Catch::Contains("KVGATE_TTFT") && Catch::Contains("is not one of: client, engine"));
 }
 
 TEST_CASE("a whole request's deadline is four read timeouts unless set", "[settings]") {

@@ -323,7 +323,7 @@ TEST_CASE("a saving the engine makes but hits give back outside it is named, and
 
     // The same trials gated on the engine's own time, as the protocol records them under KVGATE_TTFT=engine.
     PhaseResult engine_gated = r;
-    engine_gated.settings.ttft = "engine";
+    engine_gated.settings.ttft = TtftSource::engine;
     for (Trial& t : engine_gated.trials) t.ttft_ms = *t.measured.engine_ttft_ms;
     decide(engine_gated, 10, 0.95);
     CHECK(engine_gated.verdict.outcome == Outcome::pass);

@@ -39,7 +39,7 @@ inline RunIdentity run_identity(const PhaseResult& r) {
     id.context_size_b = r.settings.context_b_tokens;
     id.query_size = r.settings.query_tokens;
     id.max_output_tokens = r.settings.max_output_tokens;
-    id.ttft = r.settings.ttft;
+    id.ttft = to_string(r.settings.ttft);
     return id;
 }
 

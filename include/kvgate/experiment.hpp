@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "enum_names.hpp"
+
 namespace kvgate {
 
 enum class EngineKind {
@@ -17,36 +19,21 @@ enum class EngineKind {
     vllm_fleet,   // vLLM replicas behind a router: HTTP through the router, placement from each replica's metrics
 };
 
-struct EngineKindName {
-    EngineKind kind;
-    const char* name;  // stable: settings, JSON, messages
+namespace detail {
+inline constexpr EnumName<EngineKind> engine_kind_names[] = {
+    {EngineKind::vllm_http, "vllm_http"},
+    {EngineKind::vllm_python, "vllm_python"},
+    {EngineKind::llamacpp_http, "llamacpp"},  // what the llama.cpp fixture's engine.env says
+    {EngineKind::vllm_fleet, "vllm_fleet"},
 };
+}  // namespace detail
 
-inline const std::vector<EngineKindName>& engine_kind_names() {
-    static const std::vector<EngineKindName> names = {
-        {EngineKind::vllm_http, "vllm_http"},
-        {EngineKind::vllm_python, "vllm_python"},
-        {EngineKind::llamacpp_http, "llamacpp"},  // what the llama.cpp fixture's engine.env says
-        {EngineKind::vllm_fleet, "vllm_fleet"},
-    };
-    return names;
-}
+inline const char* to_string(EngineKind kind) { return detail::enum_name(detail::engine_kind_names, kind); }
 
-inline const char* to_string(EngineKind kind) {
-    for (const auto& n : engine_kind_names())
-        if (n.kind == kind) return n.name;
-    throw std::logic_error("EngineKind without a name in engine_kind_names()");
-}
-
-inline std::string engine_kind_list() {
-    std::string out;
-    for (const auto& n : engine_kind_names()) out += (out.empty() ? "" : ", ") + std::string(n.name);
-    return out;
-}
+inline std::string engine_kind_list() { return detail::enum_name_list(detail::engine_kind_names); }
 
 inline EngineKind engine_kind_from_string(const std::string& name) {
-    for (const auto& n : engine_kind_names())
-        if (name == n.name) return n.kind;
+    if (const auto kind = detail::enum_from_name(detail::engine_kind_names, name)) return *kind;
     throw std::invalid_argument("KVGATE_ENGINE: '" + name + "' is not an engine kind; use one of " + engine_kind_list());
 }
 

@@ -227,11 +227,11 @@ public:
     }
 
     std::optional<int> count_tokens(const std::string& prompt) override {
-        return dialect_->count_tokens(side_request(), settings_.model, settings_.endpoint == "chat", prompt);
+        return dialect_->count_tokens(side_request(), settings_.model, settings_.endpoint == Endpoint::chat, prompt);
     }
 
     std::optional<TokenIds> token_ids(const std::string& prompt) override {
-        return dialect_->token_ids(side_request(), settings_.model, settings_.endpoint == "chat", prompt);
+        return dialect_->token_ids(side_request(), settings_.model, settings_.endpoint == Endpoint::chat, prompt);
     }
 
     std::optional<std::string> detokenize(const std::vector<int>& ids) override {
@@ -245,7 +245,7 @@ public:
     }
 
     // Messages need the chat endpoint: /v1/completions takes one prompt string.
-    bool takes_messages() const override { return settings_.endpoint == "chat"; }
+    bool takes_messages() const override { return settings_.endpoint == Endpoint::chat; }
 
     std::optional<std::vector<int>> message_token_ids(const std::vector<Message>& messages,
                                                       bool add_generation_prompt) override {
@@ -254,7 +254,7 @@ public:
 
     Completion complete_messages(const std::vector<Message>& messages, int max_tokens) override {
         if (!takes_messages())
-            throw std::logic_error("HttpEngine: chat messages need the chat endpoint, not '" + settings_.endpoint +
+            throw std::logic_error("HttpEngine: chat messages need the chat endpoint, not '" + std::string(to_string(settings_.endpoint)) +
                                    "'; use --endpoint chat");
         auto body = base_body(max_tokens);
         body["messages"] = messages_json(messages);
@@ -344,7 +344,7 @@ private:
         return s;
     }
 
-    std::string path() const { return settings_.endpoint == "chat" ? "/v1/chat/completions" : "/v1/completions"; }
+    std::string path() const { return settings_.endpoint == Endpoint::chat ? "/v1/chat/completions" : "/v1/completions"; }
 
     httplib::Headers headers() const {
         httplib::Headers h;
@@ -366,7 +366,7 @@ private:
 
     nlohmann::json request_body(const std::string& prompt, int max_tokens) const {
         auto body = base_body(max_tokens);
-        if (settings_.endpoint == "chat")
+        if (settings_.endpoint == Endpoint::chat)
             body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
         else
             body["prompt"] = prompt;

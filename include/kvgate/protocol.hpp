@@ -241,7 +241,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         }
         classify_trial_reuse(t, r.engine.block_size);
         t.ttft_ms = t.measured.stamps.first_token_ms.value_or(0);
-        if (r.settings.ttft == "engine") {
+        if (r.settings.ttft == TtftSource::engine) {
             if (!t.measured.engine_ttft_ms) {
                 measured.fault = Fault{FaultKind::no_engine_ttft, FaultStage::stream,
                                        "the server reported no time to first token of its own, which KVGATE_TTFT=engine "

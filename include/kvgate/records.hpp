@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "enum_names.hpp"
 #include "experiment.hpp"
 #include "placement.hpp"
 #include "settings.hpp"
@@ -226,26 +227,6 @@ enum class FaultRequest { setup, warm, measured };
 enum class FaultStage { setup, connect, send, headers, stream, generate };
 
 namespace detail {
-
-template <class E>
-struct EnumName {
-    E value;
-    const char* name;
-};
-
-template <class E, std::size_t N>
-const char* enum_name(const EnumName<E> (&names)[N], E value) {
-    for (const auto& n : names)
-        if (n.value == value) return n.name;
-    return "unknown";
-}
-
-template <class E, std::size_t N>
-std::optional<E> enum_from_name(const EnumName<E> (&names)[N], const std::string& name) {
-    for (const auto& n : names)
-        if (name == n.name) return n.value;
-    return std::nullopt;
-}
 
 inline constexpr EnumName<FaultKind> fault_kind_names[] = {
     {FaultKind::connection_refused, "connection_refused"},

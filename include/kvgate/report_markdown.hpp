@@ -123,7 +123,7 @@ inline void md_fleet(std::ostringstream& s, const PhaseResult& r) {
 // The TTFT the gate did not compare, where every measured trial has it: the engine's own prompt
 // time beside the client's, or the client's beside the engine's (KVGATE_TTFT=engine).
 inline std::string md_other_ttft_row(const PhaseResult& r) {
-    const bool engine_gated = r.settings.ttft == "engine";
+    const bool engine_gated = r.settings.ttft == TtftSource::engine;
     const auto other = [&](Arm arm) -> std::optional<double> {
         if (!engine_gated) return engine_ttft_median(r.measured(arm));
         std::vector<double> client;
@@ -223,7 +223,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
                         "killed, or is still running).\n\n");
     if (r.early_stop) s << "**Stopped early:** " << md_line(*r.early_stop) << "\n\n";
 
-    const std::string ttft = r.settings.ttft == "engine" ? "engine's own TTFT" : "TTFT";
+    const std::string ttft = r.settings.ttft == TtftSource::engine ? "engine's own TTFT" : "TTFT";
     const std::vector<Arm> arms = shown_arms(r);
     // One row of the arm table: its name, then each shown arm's cell.
     const auto row = [&](const std::string& name, const std::function<std::string(const ArmStats&, Arm)>& cell) {

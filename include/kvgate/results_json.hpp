@@ -469,7 +469,8 @@ inline const std::vector<Field<PhaseResult>>& config_fields() {
         field<Unsigned, PhaseResult>("seed", [](PhaseResult& r) -> std::uint64_t& { return r.settings.seed; }),
         member<Boolean>("sizes_estimated", &PhaseResult::sizes_estimated),
         // Absent from files written before KVGATE_TTFT: those compared the client's TTFT.
-        added_later(field<String, PhaseResult>("ttft", [](PhaseResult& r) -> std::string& { return r.settings.ttft; })),
+        added_later(field<Named<TtftSource, to_string, ttft_source_from_string>, PhaseResult>(
+            "ttft", [](PhaseResult& r) -> TtftSource& { return r.settings.ttft; })),
         // Absent from files written before the sequential decision: those ran num_trials rounds, no more
         // (phase_result_from_json says so).
         added_later(field<Integer, PhaseResult>("max_trials", [](PhaseResult& r) -> int& { return r.settings.max_trials; })),

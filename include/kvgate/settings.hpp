@@ -8,20 +8,39 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "enum_names.hpp"
 #include "experiment.hpp"
 
 namespace kvgate {
+
+// Which first-token time the gate compares: the client's (the first token's arrival, what users
+// wait for) or the engine's own prompt time.
+enum class TtftSource { client, engine };
+// Which OpenAI-compatible route carries the prompts.
+enum class Endpoint { chat, completions };
+
+namespace detail {
+inline constexpr EnumName<TtftSource> ttft_source_names[] = {{TtftSource::client, "client"}, {TtftSource::engine, "engine"}};
+inline constexpr EnumName<Endpoint> endpoint_names[] = {{Endpoint::chat, "chat"}, {Endpoint::completions, "completions"}};
+}  // namespace detail
+
+inline const char* to_string(TtftSource t) { return detail::enum_name(detail::ttft_source_names, t); }
+inline const char* to_string(Endpoint e) { return detail::enum_name(detail::endpoint_names, e); }
+inline std::optional<TtftSource> ttft_source_from_string(const std::string& s) {
+    return detail::enum_from_name(detail::ttft_source_names, s);
+}
 
 struct Settings {
     EngineKind engine = EngineKind::vllm_http;
     std::string url;    // http://host:port of an OpenAI-compatible server (served engines)
     std::string model;  // model name as the server knows it, or a path (in-process engines)
     std::string api_key_env = "KVGATE_API_KEY";
-    std::string endpoint = "chat";  // "chat" | "completions"
+    Endpoint endpoint = Endpoint::chat;
     int trials = 10;      // rounds (one trial of each arm) before the first look
     int max_trials = 40;  // rounds at most while the verdict is undecided (at least `trials`)
     double time_budget_s = 300;  // no round starts after this much measuring while undecided; 0: no budget
@@ -33,7 +52,7 @@ struct Settings {
     int max_output_tokens = 50;
     double threshold_pct = 10;
     double confidence = 0.95;
-    std::string ttft = "client";  // "client" | "engine": which first-token time the gate compares
+    TtftSource ttft = TtftSource::client;
     double connect_timeout_s = 5;
     double read_timeout_s = 120;
     double request_timeout_s = 0;  // 0: request_deadline_s() derives it from the read timeout
@@ -155,6 +174,20 @@ inline SettingSpec string_knob(std::string key, std::string flag, std::string he
             [=](const Settings& s) { return s.*field; }};
 }
 
+// One of an enum's names; a wrong one is refused with the accepted names.
+template <class E, std::size_t N>
+SettingSpec enum_knob(std::string key, std::string flag, std::string help, E Settings::*field,
+                      const EnumName<E> (&names)[N]) {
+    return {key, flag, std::move(help),
+            [=, &names](Settings& s, const std::string& v) {
+                const auto value = enum_from_name(names, v);
+                if (!value)
+                    throw std::invalid_argument(key + ": '" + v + "' is not one of: " + enum_name_list(names));
+                s.*field = *value;
+            },
+            [=, &names](const Settings& s) { return std::string(enum_name(names, s.*field)); }};
+}
+
 // A comma-separated list of numbers, each checked by `check` (which throws naming the knob).
 inline SettingSpec list_knob(std::string key, std::string flag, std::string help, std::string Settings::*field,
                              std::function<void(const std::string&)> check) {
@@ -231,13 +264,8 @@ inline const std::vector<SettingSpec>& setting_table() {
         string_knob("KVGATE_API_KEY_ENV", "--api-key-env",
                     "name of the environment variable holding the API key (the key itself is never logged)",
                     &Settings::api_key_env),
-        {"KVGATE_ENDPOINT", "--endpoint", "chat (/v1/chat/completions) or completions (/v1/completions)",
-         [](Settings& s, const std::string& v) {
-             if (v != "chat" && v != "completions")
-                 throw std::invalid_argument("KVGATE_ENDPOINT: '" + v + "' is neither 'chat' nor 'completions'");
-             s.endpoint = v;
-         },
-         [](const Settings& s) { return s.endpoint; }},
+        enum_knob("KVGATE_ENDPOINT", "--endpoint", "chat (/v1/chat/completions) or completions (/v1/completions)",
+                  &Settings::endpoint, endpoint_names),
         int_knob("KVGATE_TRIALS", "--trials", "measured trials per arm (rounds of hit, miss and cold) before the first look", &Settings::trials, 2, 10000),
         int_knob("KVGATE_MAX_TRIALS", "--max-trials",
                  "most measured trials per arm while the verdict is undecided: rounds are added one at a time after "
@@ -264,16 +292,11 @@ inline const std::vector<SettingSpec>& setting_table() {
                     "least TTFT degradation (%) both contrasts must show: cold [A',B,Q] vs hit (the cache's saving) and the "
                     "seed's miss [B,Q] vs hit (the invalidation cost)", &Settings::threshold_pct,
                     0, 1e6),
-        {"KVGATE_TTFT", "--ttft",
-         "TTFT the gate compares: client (the first token's arrival, what users wait for) or engine (the server's "
+        enum_knob("KVGATE_TTFT", "--ttft",
+                  "TTFT the gate compares: client (the first token's arrival, what users wait for) or engine (the server's "
          "own prompt time: llama.cpp's timings.prompt_ms, vLLM's per-request metrics), for a model so small that "
          "the server's per-request work (tokenizing) hides the prefill saving from the client",
-         [](Settings& s, const std::string& v) {
-             if (v != "client" && v != "engine")
-                 throw std::invalid_argument("KVGATE_TTFT: '" + v + "' is neither 'client' nor 'engine'");
-             s.ttft = v;
-         },
-         [](const Settings& s) { return s.ttft; }},
+                  &Settings::ttft, ttft_source_names),
         double_knob("KVGATE_CONFIDENCE", "--confidence", "confidence level of each contrast's interval, over all its looks (alpha spent across rounds)",
                     &Settings::confidence, 0.5, 0.999),
         double_knob("KVGATE_CONNECT_TIMEOUT_S", "--connect-timeout-s", "TCP connect deadline",

@@ -114,7 +114,7 @@ inline std::string outside_prefill_note(const PhaseResult& r) {
 // looks at its cache (~2 us a token on a CPU core): on a GPU fast enough that prefill costs about
 // as much a token, the hit's longer prompt gives back in tokenizing what the cache saved.
 inline std::string hidden_saving_note(const PhaseResult& r, double bar) {
-    if (r.settings.ttft == "engine") return "";
+    if (r.settings.ttft == TtftSource::engine) return "";
     const auto hit_engine = engine_ttft_median(r.measured(Arm::hit));
     const auto miss_engine = engine_ttft_median(r.measured(Arm::miss));
     const auto hit_outside = outside_engine_ms(r.measured(Arm::hit));
@@ -318,7 +318,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         "--max-trials, alpha spent by Bonferroni (half at the first look, the rest over the later ones growing with the "
         "square of the rounds added), so "
         "every look's interval is valid together";
-    if (r.settings.ttft == "engine")
+    if (r.settings.ttft == TtftSource::engine)
         v.method += "; TTFT is the engine's own prompt time (KVGATE_TTFT=engine), not the client's first token";
 
     std::vector<double> hit_ttft, other_ttft;
