@@ -3,6 +3,7 @@
 // pieces: kvgate::core (no Python, no HTTP), kvgate::http, kvgate::python, kvgate::report.
 #pragma once
 
+#include "kvgate/enum_names.hpp"
 #include "kvgate/experiment.hpp"
 #include "kvgate/settings.hpp"
 #include "kvgate/records.hpp"
