@@ -15,6 +15,7 @@
 #include "kvgate/vllm.hpp"
 #include "kvgate/llamacpp.hpp"
 #include "kvgate/bounded_client.hpp"
+#include "kvgate/stream_reader.hpp"
 #include "kvgate/http_engine.hpp"
 #include "kvgate/fleet_engine.hpp"
 #include "kvgate/python_engine.hpp"

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "kvgate/http_engine.hpp"
 #include "kvgate/sse.hpp"
+#include "kvgate/stream_reader.hpp"
 
 using namespace kvgate;
 
