@@ -34,4 +34,7 @@ TEST_CASE("curve: reuse matches the prediction at every point and the slope is a
     INFO("cost per recomputed token " << a.per_token->estimate << " ms [" << a.per_token->low << ", "
                                       << a.per_token->high << "]");
     CHECK(a.per_token->low > 0);
+    const auto verdict = curve_verdict(r, a);  // the CLI's rule: it must agree with the checks above
+    INFO(verdict.reason);
+    CHECK(verdict.outcome == Outcome::pass);
 }

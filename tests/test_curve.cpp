@@ -119,6 +119,7 @@ TEST_CASE("curve: every cell's reuse matches the prediction and the fit recovers
     CHECK(a.fit.fixed_ms.estimate == Approx(ScriptedChatEngine::kFixedMs).margin(1));
     REQUIRE(a.per_token);
     CHECK(a.per_token->low > 0);
+    CHECK(curve_verdict(r, a).outcome == Outcome::pass);
 
     // The results file holds the raw cells and reads back to the same analysis.
     const auto j = curve_result_json(r);
@@ -154,6 +155,22 @@ TEST_CASE("curve: cells whose server evidence disagrees are flagged with a cause
     const auto a = analyse_curve(r.cells, 0.95);
     CHECK(a.flagged == flagged);
     CHECK(a.fit.n == static_cast<int>(r.cells.size()) - flagged);
+    const auto verdict = curve_verdict(r, a);
+    CHECK(verdict.outcome == Outcome::fail);
+    CHECK_THAT(verdict.reason, Catch::Contains(std::to_string(flagged) + " of ") && Catch::Contains("not the predicted reuse"));
+}
+
+TEST_CASE("curve: one pass rule: a fault is an error, a cost per token that may be zero decides nothing", "[curve]") {
+    ScriptedChatEngine engine;
+    CurveResult r = run_curve(engine, small_sweep());
+    CurveAnalysis a = analyse_curve(r.cells, 0.95);
+    REQUIRE(curve_verdict(r, a).outcome == Outcome::pass);
+    CurveAnalysis flat = a;
+    flat.per_token->low = -0.001;
+    CHECK(curve_verdict(r, flat).outcome == Outcome::indeterminate);
+    CHECK_THAT(curve_verdict(r, flat).reason, Catch::Contains("--curve-trials"));
+    r.fault = Fault{FaultKind::transport, FaultStage::stream, "the server went away"};
+    CHECK(curve_verdict(r, a).outcome == Outcome::error);
 }
 
 TEST_CASE("curve: an engine without chat messages and bad sweep settings are refused with the fix", "[curve]") {

@@ -8,7 +8,8 @@
 //   kvgate clear [--out DIR]           removes every experiment's results and reports from DIR
 //   kvgate settings                    the settings table (Markdown)
 // Exit status of measure and compare: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
-// Exit status of curve: 0 every cell agrees with the predicted reuse and the fit stands, 1 not, 3 error.
+// Exit status of curve: 0 when curve_verdict passes (every cell reused as predicted, the fit stands,
+// a recomputed token costs time), 1 not, 3 error.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -108,7 +109,9 @@ int curve(const std::vector<std::string>& args) {
         std::cout << "no fit: " << a.fit.problem << "\n";
     }
     std::cout << "wall time " << result.wall_time_s << " s; results: " << out.string() << "\n";
-    return !result.fault && a.flagged == 0 && a.fit.ok() ? 0 : 1;
+    const auto verdict = kvgate::curve_verdict(result, a);
+    std::cout << kvgate::to_string(verdict.outcome) << ": " << verdict.reason << "\n";
+    return verdict.outcome == kvgate::Outcome::pass ? 0 : 1;
 }
 
 int compare(const std::vector<std::string>& args) {

@@ -283,6 +283,28 @@ inline CurveAnalysis analyse_curve(const std::vector<CurveCell>& cells, double c
     return a;
 }
 
+// Experiment 2's one pass rule, which `kvgate curve`'s exit status and the gpu test both read: no
+// fault, every cell's server-reported reuse as predicted, a fit that stands, and a cost per
+// recomputed token whose interval lies above zero (a curve that may cost nothing shows nothing).
+struct CurveVerdict {
+    Outcome outcome = Outcome::error;
+    std::string reason;
+};
+
+inline CurveVerdict curve_verdict(const CurveResult& r, const CurveAnalysis& a) {
+    if (r.fault) return {Outcome::error, "fault: " + r.fault->message};
+    if (a.flagged > 0)
+        return {Outcome::fail, std::to_string(a.flagged) + " of " + std::to_string(a.cells) +
+                                   " cells: the server-reported reuse is not the predicted reuse"};
+    if (!a.fit.ok()) return {Outcome::indeterminate, "no fit: " + a.fit.problem};
+    if (!a.per_token || a.per_token->low <= 0)
+        return {Outcome::indeterminate,
+                "the cost per recomputed token may be zero (its interval reaches 0): more trials (--curve-trials) or "
+                "longer contexts (--curve-contexts)"};
+    return {Outcome::pass, std::to_string(a.cells) + " of " + std::to_string(a.cells) +
+                               " cells reused as predicted, and each recomputed token costs time"};
+}
+
 // One of Experiment 1's arms predicted by the curve, beside what was measured.
 struct ArmPrediction {
     Arm arm = Arm::hit;
