@@ -77,7 +77,7 @@ if have ninja; then generator=Ninja; else generator="Unix Makefiles"; fi
 python=$(command -v python3 || true)
 if [ -z "$python" ]; then missing+=("python3 (with numpy) for the model maker")
 elif ! "$python" -c 'import numpy' 2> /dev/null; then missing+=("numpy for $python (the model maker)"); fi
-# kvgate embeds the system Python (cmake/kvgateDependencies.cmake): its headers must be there.
+# kvgate embeds the system Python (pinned in CMakeLists.txt): its headers must be there.
 embed_py=/usr/bin/python3
 [ -x "$embed_py" ] || embed_py=$python
 if [ -n "$embed_py" ] && ! [ -f "$("$embed_py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2> /dev/null)/Python.h" ]; then

@@ -32,7 +32,7 @@ trim_check=--no-check
 out=$(realpath -m "$out")
 max_mib=${KVGATE_BUNDLE_MAX_MIB:-32}
 
-# The .debs: kvgate's build dependencies (cmake/kvgateDependencies.cmake, tests/CMakeLists.txt) and
+# The .debs: kvgate's build dependencies (cmake/deps/*.cmake, tests/CMakeLists.txt) and
 # their -dev closure that Ubuntu/Debian GPU images may lack. Boost's headers travel with its compiled
 # libraries so both are one version. Runtime needs beyond these (libssl3, libbrotli1, zlib, libc)
 # are in every such image; host.sh checks them.
