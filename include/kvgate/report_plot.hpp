@@ -536,6 +536,10 @@ inline bool gnuplot_available() { return report_detail::run_process({"gnuplot", 
 // Writes <name>.dat and <name>.gp into `dir` and renders <name>.png, all under temporary names
 // in `staged`; nothing takes its final name until staged.commit(). Throws with gnuplot's own
 // words when it fails.
+// Why gnuplot-iostream writes the script instead of streaming data into a gnuplot it opens: the
+// script and data stay beside the figure (a reader redraws or audits them, and the report step
+// stages them with it), and the error must carry gnuplot's exit status and its words, which the
+// pipe gnuplot-iostream opens (popen) gives no way to read; run_process does.
 inline void stage_figure(const Figure& figure, const std::filesystem::path& dir, StagedFiles& staged) {
     const std::filesystem::path data = staged.write(dir / (figure.name + ".dat"), figure.data);
     const std::filesystem::path script = staged.stage(dir / (figure.name + ".gp"));
