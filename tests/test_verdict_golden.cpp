@@ -100,3 +100,32 @@ TEST_CASE("decide() gives the recorded runs and their variants the verdicts pinn
         }
     }
 }
+
+TEST_CASE("each rule before timing abstains on a healthy run and decides the variant made for it", "[verdict]") {
+    const PhaseResult healthy = read_results_file(source_dir / "bench/data/cpu_phase1_eade2c6_a.json");
+    // The index in rules_before_timing of the first rule that decides, or -1 for the timing.
+    const auto first_rule = [](PhaseResult r) {
+        Verdict v;
+        const auto facts = verdict_detail::gather_facts(r, v, r.settings.threshold_pct, r.settings.confidence);
+        int i = 0;
+        for (const auto rule : verdict_detail::rules_before_timing) {
+            if (rule(facts)) return i;
+            ++i;
+        }
+        return -1;
+    };
+    const auto variant = [&](const char* name) {
+        PhaseResult r = healthy;
+        for (const auto& [n, change] : variants())
+            if (std::string(n) == name) change(r);
+        return r;
+    };
+    CHECK(first_rule(healthy) == -1);
+    CHECK(first_rule(variant("a fault")) == 0);                   // fault_rule
+    CHECK(first_rule(variant("a TTFT of zero")) == 2);            // measurement_rule
+    CHECK(first_rule(variant("a miss served from cache")) == 3);  // contamination_rule
+    CHECK(first_rule(variant("hits that reused nothing")) == 4);  // hit_reuse_rule
+    CHECK(first_rule(variant("one round")) == 5);                 // rounds_rule
+    CHECK(first_rule(variant("a bar of 300 %")) == -1);           // the timing decides
+    CHECK(std::size(verdict_detail::rules_before_timing) == 6);
+}

@@ -1,18 +1,20 @@
 // From measured trials to per-arm statistics and a verdict: pass / fail / indeterminate /
 // unverified / error, with the reason in numbers and, when the numbers cannot decide, the fix.
 //
-// The rules, in order, each in one place below (the first that applies decides):
-//   1. a fault stopped the run: error
-//   2. a fleet's routing moved hits off their warm replica: fail (routing); requests unplaced: unverified
-//   3. a TTFT that is no positive number: error
-//   4. a miss or cold request served from cache beyond what the template explains: unverified
-//   5. hits reused less than their warm prompt's whole blocks: fail, naming the divergence (template) or the
-//      server (eviction), or that nothing was cached (caching off, where the server says so)
-//   6. fewer than two rounds: error; else timing, two paired contrasts against the bar, each decided sequentially (sequential.hpp): the
-//      cache's own saving, cold/hit (same length, only the cache differs), and the seed's invalidation
-//      cost, miss/hit. Both must clear the bar; either below it fails; otherwise indeterminate.
-// Notes follow any outcome: stalls, block rounding, a saving made outside the engine, and the costs per
-// token the three arms imply (physics.hpp) with the sizes that would decide.
+// The rules, in order, each one function below (the first that applies decides):
+//   1. fault_rule: a fault stopped the run: error
+//   2. routing_rule: a fleet's routing moved hits off their warm replica: fail; requests unplaced: unverified
+//   3. measurement_rule: a TTFT that is no positive number: error
+//   4. contamination_rule: a miss or cold request served from cache beyond what the template explains: unverified
+//   5. hit_reuse_rule: hits reused less than their warm prompt's whole blocks: fail, naming the divergence
+//      (template) or the server (eviction), or that nothing was cached (caching off, where the server says so)
+//   6. rounds_rule: fewer than two rounds: error, identical ratios: indeterminate; else timing_ruling: two
+//      paired contrasts against the bar, each decided sequentially (sequential.hpp): the cache's own saving,
+//      cold/hit (same length, only the cache differs), and the seed's invalidation cost, miss/hit. Both
+//      must clear the bar; either below it fails; otherwise indeterminate.
+// Notes follow a timing decision only (add_timing_notes): stalls, block rounding, a saving made outside
+// the engine, and the costs per token the three arms imply (physics.hpp) with the sizes that would decide.
+// tests/data/verdicts_golden.json pins the verdicts of recorded runs and variants that reach each rule.
 #pragma once
 
 #include <cmath>
@@ -299,19 +301,38 @@ inline std::string physics_note(const PhaseResult& r, const CostModel& m, double
     return out;
 }
 
-// Fills the result's arm statistics, degradation and verdict from its trials.
-inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
-    const auto hits = r.measured(Arm::hit);
-    for (Arm arm : all_arms) r.stats(arm) = arm_stats(r.measured(arm));
-    r.ttft_degradation_pct = r.hit_stats.ttft_mean > 0
-                                 ? (r.miss_stats.ttft_mean - r.hit_stats.ttft_mean) / r.hit_stats.ttft_mean * 100
-                                 : std::numeric_limits<double>::quiet_NaN();
+namespace verdict_detail {
 
-    Verdict& v = r.verdict;
-    v = Verdict{};
-    v.threshold_pct = threshold_pct;
-    v.confidence = confidence;
-    const SequentialPlan plan = sequential_plan(r.settings, confidence);
+// What the rules read, gathered once from the run: the two contrasts, and the server's cached-token
+// counts per trial against what the template and the block size explain (evidence.hpp).
+struct RunFacts {
+    const PhaseResult* run = nullptr;
+    SequentialPlan plan;
+    double threshold_pct = 0, bar = 1;
+    RatioInterval inv, cache;  // miss/hit, cold/hit
+    bool cold_measured = false;
+    bool full_hit_rule = false, per_request = false;
+    int hit_reported = 0, hit_short = 0, hit_need = 0, hit_fewest = std::numeric_limits<int>::max();
+    int other_reported = 0, other_cached = 0, other_allowed = 0, other_most = 0;
+    Arm contaminated = Arm::miss;
+    std::string interval;      // both contrasts against the bar, in words
+    std::string shifted_note;  // what shifted-chunk reuse did to the saving, said with every timing outcome
+};
+
+// A rule's decision; `notes` says whether the notes on the timing (stalls, block rounding, costs per
+// token, a saving outside the engine) follow it.
+struct Ruling {
+    Outcome outcome = Outcome::error;
+    std::string reason, fix;
+    bool notes = false;
+};
+
+// Fills `f` and the verdict's method, contrasts and evidence line.
+inline RunFacts gather_facts(const PhaseResult& r, Verdict& v, double threshold_pct, double confidence) {
+    RunFacts f;
+    f.run = &r;
+    f.threshold_pct = threshold_pct;
+    f.plan = sequential_plan(r.settings, confidence);
     v.method =
         "sign-test interval on the median of the paired other/hit TTFT ratios over the rounds (one trial of each "
         "arm per round, orders balanced by a Williams design); looked at after every round from --trials to "
@@ -323,45 +344,40 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
 
     std::vector<double> hit_ttft, other_ttft;
     paired_ttft(r, Arm::miss, hit_ttft, other_ttft);
-    const RatioInterval inv = sequential_interval(hit_ttft, other_ttft, plan);
-    const bool cold_measured = !r.measured(Arm::cold).empty();
+    f.inv = sequential_interval(hit_ttft, other_ttft, f.plan);
+    f.cold_measured = !r.measured(Arm::cold).empty();
     paired_ttft(r, Arm::cold, hit_ttft, other_ttft);
-    const RatioInterval cache = sequential_interval(hit_ttft, other_ttft, plan);
-    const double bar = threshold_ratio(threshold_pct);
-    v.invalidation = contrast_of(inv, bar, look_confidence(plan, inv.n));
-    v.cache = contrast_of(cache, bar, look_confidence(plan, cache.n));
-    v.ratio = inv.ratio;
-    v.ratio_low = inv.low;
-    v.ratio_high = inv.high;
-    v.rounds = std::max(inv.n + inv.dropped, cache.n + cache.dropped);
+    f.cache = sequential_interval(hit_ttft, other_ttft, f.plan);
+    f.bar = threshold_ratio(threshold_pct);
+    v.invalidation = contrast_of(f.inv, f.bar, look_confidence(f.plan, f.inv.n));
+    v.cache = contrast_of(f.cache, f.bar, look_confidence(f.plan, f.cache.n));
+    v.ratio = f.inv.ratio;
+    v.ratio_low = f.inv.low;
+    v.ratio_high = f.inv.high;
+    v.rounds = std::max(f.inv.n + f.inv.dropped, f.cache.n + f.cache.dropped);
 
-    // Evidence: the server's cached-token counts, per trial, against what the template and the
-    // block size explain (evidence.hpp).
     const int block = r.engine.block_size;
     const TemplateShape& shape = r.engine.template_shape;
-    const bool full_hit_rule = hit_rule_known(block, shape);
+    f.full_hit_rule = hit_rule_known(block, shape);
     const int around = std::max(shape.prefix_tokens, 0) + std::max(shape.suffix_tokens, 0);
     auto rendered = [&](int reported, int content) { return reported >= 0 ? reported : content + around; };
     std::vector<int> warm_cached;  // every trial's, warm-ups too, in run order
     for (const Trial& t : r.trials) warm_cached.push_back(t.warm.usage.cached_tokens);
     const int warm_least = shape.known() ? -1 : least_warm_cached(warm_cached);
-    int hit_reported = 0, hit_short = 0, other_reported = 0, other_cached = 0;
-    int hit_need = 0, hit_fewest = std::numeric_limits<int>::max(), other_allowed = 0, other_most = 0;
-    Arm contaminated = Arm::miss;
-    for (const Trial* t : hits)
+    for (const Trial* t : r.measured(Arm::hit))
         if (t->measured.usage.cached_tokens >= 0) {
-            ++hit_reported;
+            ++f.hit_reported;
             const int measured = rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected);
             const int need =
-                full_hit_rule
+                f.full_hit_rule
                     ? std::max(1, expected_hit_cached_tokens(rendered(t->warm.usage.prompt_tokens,
                                                                       t->warm_prompt_tokens_expected),
                                                              measured, block, shape))
                     : miss_cached_tokens_allowed(measured, block, shape, warm_least) + 1;  // more than a miss may
             if (t->measured.usage.cached_tokens < need) {
-                ++hit_short;
-                hit_need = std::max(hit_need, need);
-                hit_fewest = std::min(hit_fewest, t->measured.usage.cached_tokens);
+                ++f.hit_short;
+                f.hit_need = std::max(f.hit_need, need);
+                f.hit_fewest = std::min(f.hit_fewest, t->measured.usage.cached_tokens);
             }
         }
     // Miss and cold requests may reuse what the template explains. An engine that reuses shifted chunks
@@ -371,7 +387,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
     for (Arm arm : {Arm::miss, Arm::cold})
         for (const Trial* t : r.measured(arm))
             if (t->measured.usage.cached_tokens >= 0) {
-                ++other_reported;
+                ++f.other_reported;
                 const int allowed = miss_cached_tokens_allowed(
                     rendered(t->measured.usage.prompt_tokens, t->prompt_tokens_expected), block, shape, warm_least);
                 if (t->measured.usage.cached_tokens <= allowed) continue;
@@ -380,175 +396,190 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
                     shifted_prompt.push_back(t->measured.usage.prompt_tokens >= 0 ? t->measured.usage.prompt_tokens
                                                                                   : t->prompt_tokens_expected);
                 } else {
-                    if (other_cached++ == 0) contaminated = arm;
-                    other_allowed = allowed;
-                    other_most = std::max(other_most, t->measured.usage.cached_tokens);
+                    if (f.other_cached++ == 0) f.contaminated = arm;
+                    f.other_allowed = allowed;
+                    f.other_most = std::max(f.other_most, t->measured.usage.cached_tokens);
                 }
             }
-    const bool per_request = hit_reported > 0 && other_reported > 0;
+    f.per_request = f.hit_reported > 0 && f.other_reported > 0;
     const bool counters = r.counters.available;
-    v.evidence = per_request && counters ? "cached tokens per request and Prometheus counters"
-                 : per_request            ? "cached tokens per request"
-                 : counters               ? "Prometheus counters only"
+    v.evidence = f.per_request && counters ? "cached tokens per request and Prometheus counters"
+                 : f.per_request           ? "cached tokens per request"
+                 : counters                ? "Prometheus counters only"
                  : r.counters.unavailable_because.empty() ? "timing only: the server reported no cache evidence"
                                                           : "timing only: " + r.counters.unavailable_because;
-    if (per_request && !r.counters.unavailable_because.empty()) v.evidence += "; " + r.counters.unavailable_because;
-    if (per_request) {
+    if (f.per_request && !r.counters.unavailable_because.empty()) v.evidence += "; " + r.counters.unavailable_because;
+    if (f.per_request) {
         const std::string tmpl = shape.known() ? "template prefix " + std::to_string(shape.prefix_tokens) +
                                                      " and suffix " + std::to_string(shape.suffix_tokens) + " tokens"
                                                : "template unknown";
         const std::string blk = block > 0 ? "block size " + std::to_string(block) : "block size unknown";
-        v.evidence += full_hit_rule ? "; a hit must reuse the warm prompt's whole blocks, a miss or cold request at "
-                                      "most the template's (" + blk + ", " + tmpl + ")"
-                                    : "; a hit must reuse more than a miss or cold request may (" + blk + ", " + tmpl +
-                                          ": the whole-block rule needs both)";
+        v.evidence += f.full_hit_rule ? "; a hit must reuse the warm prompt's whole blocks, a miss or cold request at "
+                                        "most the template's (" + blk + ", " + tmpl + ")"
+                                      : "; a hit must reuse more than a miss or cold request may (" + blk + ", " + tmpl +
+                                            ": the whole-block rule needs both)";
         if (warm_least >= 0)
             v.evidence += "; the template's cached share as the warm requests of fresh content found it: " +
                           std::to_string(warm_least) + " tokens";
     }
-    // What the shifted reuse did to the saving, said with every outcome the timing gives.
-    std::string shifted_note;
     if (!shifted_cached.empty()) {
         v.evidence += detail::fmt("; shifted-chunk reuse (--cache-reuse %.0f) in %.0f of %.0f miss and cold requests",
-                                  shift, static_cast<double>(shifted_cached.size()), other_reported);
-        shifted_note = detail::fmt("shifted-chunk reuse (--cache-reuse %.0f): %.0f of %.0f miss and cold requests "
-                                   "reused a median of %.0f",
-                                   shift, static_cast<double>(shifted_cached.size()), other_reported,
-                                   median(shifted_cached)) +
-                       detail::fmt(" of %.0f prompt tokens (B, shifted out of the warmed [A,B]), so they recomputed "
-                                   "only the rest: the ratios are the saving of keeping A on this engine with chunk "
-                                   "reuse on, smaller than against requests that recompute B; ",
-                                   median(shifted_prompt));
+                                  shift, static_cast<double>(shifted_cached.size()), f.other_reported);
+        f.shifted_note = detail::fmt("shifted-chunk reuse (--cache-reuse %.0f): %.0f of %.0f miss and cold requests "
+                                     "reused a median of %.0f",
+                                     shift, static_cast<double>(shifted_cached.size()), f.other_reported,
+                                     median(shifted_cached)) +
+                         detail::fmt(" of %.0f prompt tokens (B, shifted out of the warmed [A,B]), so they recomputed "
+                                     "only the rest: the ratios are the saving of keeping A on this engine with chunk "
+                                     "reuse on, smaller than against requests that recompute B; ",
+                                     median(shifted_prompt));
     }
-
-    std::string interval = contrast_line("cold/hit TTFT ratio (the cache's saving)", v.cache) + "; " +
+    f.interval = f.cold_measured
+                     ? contrast_line("cold/hit TTFT ratio (the cache's saving)", v.cache) + "; " +
                            contrast_line("miss/hit (the seed's invalidation cost)", v.invalidation) +
-                           detail::fmt("; threshold %.3f (%.1f%% degradation)", bar, threshold_pct);
-    if (!cold_measured)
-        interval = contrast_line("miss/hit TTFT ratio", v.invalidation) +
-                   detail::fmt("; threshold %.3f (%.1f%% degradation); no cold arm measured", bar, threshold_pct);
+                           detail::fmt("; threshold %.3f (%.1f%% degradation)", f.bar, threshold_pct)
+                     : contrast_line("miss/hit TTFT ratio", v.invalidation) +
+                           detail::fmt("; threshold %.3f (%.1f%% degradation); no cold arm measured", f.bar,
+                                       threshold_pct);
+    return f;
+}
 
-    // Rule 1: a fault.
-    if (r.fault) {
-        v.outcome = Outcome::error;
-        v.reason = "the run stopped at a fault (" + std::string(to_string(r.fault->kind)) + "): " + r.fault->message;
-        v.fix = "fix the cause above and re-run; the trials completed before the fault are kept in the report";
-        return;
-    }
-    // Rule 2: a fleet's routing. A hit-arm query away from its warm-up's replica cannot find the warmed
-    // prefix, whatever the cache does.
-    if (const auto fleet = fleet_placement(r)) {
-        const std::string routing = " (" + router_policy_name(r.engine) + ", " +
-                                    std::to_string(fleet->replicas) + " replicas; " + fleet->reuse_line() + ")";
-        if (fleet->check() == FleetPlacementCheck::moved) {
-            v.outcome = Outcome::fail;
-            v.reason = fleet->message() + ": the routing broke cache locality" + routing;
-            v.fix = "route by prefix (vllm-router --policy cache_aware) or keep a conversation on one replica "
-                    "(session affinity)";
-            return;
-        }
-        if (fleet->check() == FleetPlacementCheck::unplaced) {
-            v.outcome = Outcome::unverified;
-            v.reason = fleet->message() + routing;
-            v.fix = "every replica's /metrics must be readable (KVGATE_FLEET_REPLICA_URLS) and nothing else may send "
-                    "requests to the replicas during the run";
-            return;
-        }
-    }
-    // Rule 3: the measurement itself.
-    if (inv.dropped > 0 || cache.dropped > 0) {
-        const int dropped = std::max(inv.dropped, cache.dropped);
-        v.outcome = Outcome::error;
-        v.reason = std::to_string(dropped) + " of " + std::to_string(v.rounds) +
-                   " rounds have a TTFT that is not a positive number (zero, negative or NaN) and were left "
-                   "out of the interval: the measurement is defective";
-        v.fix = "look at those trials' stamps in the results file; a TTFT must be a positive time";
-        return;
-    }
-    // Rule 4: the arms were what they claim.
-    if (other_cached > 0) {
-        v.outcome = Outcome::unverified;
-        v.reason = std::to_string(other_cached) + " of " + std::to_string(other_reported) +
-                   " miss and cold requests were served from cache (the first a " + arm_word(contaminated) +
-                   "; up to " + std::to_string(other_most) + " cached tokens; the template explains " +
-                   std::to_string(other_allowed) + "): the experiment did not measure a recompute";
-        v.fix = "make sure nothing else sends this content (a fresh --seed), and that the server's cache is not "
-                "shared with another run";
-        return;
-    }
-    // Rule 5: the hits reused their warm prompt. Per request, against the ids the server rendered: a
-    // divergence (template) or the server (eviction) named; else by the counts.
-    if (const auto shortfall = reuse_shortfall(r)) {
-        v.outcome = Outcome::fail;
-        v.reason = shortfall->reason + " (" + interval + ")";
-        v.fix = shortfall->fix;
-        return;
-    }
-    if (hit_short > 0) {
-        v.outcome = Outcome::fail;
-        v.reason = std::to_string(hit_short) + " of " + std::to_string(hit_reported) +
-                   " hit-arm requests reused too little (fewest " + std::to_string(hit_fewest) +
-                   " cached tokens, " + (full_hit_rule ? "the warm prompt's whole blocks are " : "at least ") +
-                   std::to_string(hit_need) + "): " + caching_off_cause(r) + " (" + interval + ")";
-        v.fix = caching_off_fix(r);
-        return;
-    }
-    if (!per_request && counters && r.counters.hits <= 0) {
-        v.outcome = Outcome::fail;
-        v.reason = "the Prometheus prefix-cache hit counter did not grow during the run: " + caching_off_cause(r) +
-                   " (" + interval + ")";
-        v.fix = caching_off_fix(r);
-        return;
-    }
-    // Rule 6: timing, which needs two rounds (the evidence above decides on one).
-    if (inv.n < 2 || (cold_measured && cache.n < 2)) {
-        v.outcome = Outcome::error;
-        v.reason = "fewer than two complete rounds";
-        v.fix = "run at least 2 trials per arm (--trials)";
-        return;
-    }
-    if (inv.log_stdev == 0 || (cold_measured && cache.log_stdev == 0)) {  // a zero-width interval: no real timing
-        v.outcome = Outcome::indeterminate;
-        v.reason = "every paired ratio is the same, so the interval has zero width, which is no evidence: " + interval;
-        v.fix = "real timings vary; check that the stamps are real clock readings, and run more trials (--trials)";
-        return;
-    }
-    const Outcome c = cold_measured ? v.cache.outcome : Outcome::pass, i = v.invalidation.outcome;
-    v.outcome = (c == Outcome::fail || i == Outcome::fail)  ? Outcome::fail
-                : (c == Outcome::pass && i == Outcome::pass) ? Outcome::pass
-                                                             : Outcome::indeterminate;
-    const auto said = [&](Outcome o) {
+// Rule 1: a fault.
+inline std::optional<Ruling> fault_rule(const RunFacts& f) {
+    const auto& fault = f.run->fault;
+    if (!fault) return std::nullopt;
+    return Ruling{Outcome::error,
+                  "the run stopped at a fault (" + std::string(to_string(fault->kind)) + "): " + fault->message,
+                  "fix the cause above and re-run; the trials completed before the fault are kept in the report"};
+}
+
+// Rule 2: a fleet's routing. A hit-arm query away from its warm-up's replica cannot find the warmed
+// prefix, whatever the cache does.
+inline std::optional<Ruling> routing_rule(const RunFacts& f) {
+    const auto fleet = fleet_placement(*f.run);
+    if (!fleet) return std::nullopt;
+    const std::string routing = " (" + router_policy_name(f.run->engine) + ", " + std::to_string(fleet->replicas) +
+                                " replicas; " + fleet->reuse_line() + ")";
+    if (fleet->check() == FleetPlacementCheck::moved)
+        return Ruling{Outcome::fail, fleet->message() + ": the routing broke cache locality" + routing,
+                      "route by prefix (vllm-router --policy cache_aware) or keep a conversation on one replica "
+                      "(session affinity)"};
+    if (fleet->check() == FleetPlacementCheck::unplaced)
+        return Ruling{Outcome::unverified, fleet->message() + routing,
+                      "every replica's /metrics must be readable (KVGATE_FLEET_REPLICA_URLS) and nothing else may send "
+                      "requests to the replicas during the run"};
+    return std::nullopt;
+}
+
+// Rule 3: the measurement itself.
+inline std::optional<Ruling> measurement_rule(const RunFacts& f) {
+    if (f.inv.dropped <= 0 && f.cache.dropped <= 0) return std::nullopt;
+    const int rounds = std::max(f.inv.n + f.inv.dropped, f.cache.n + f.cache.dropped);
+    return Ruling{Outcome::error,
+                  std::to_string(std::max(f.inv.dropped, f.cache.dropped)) + " of " + std::to_string(rounds) +
+                      " rounds have a TTFT that is not a positive number (zero, negative or NaN) and were left "
+                      "out of the interval: the measurement is defective",
+                  "look at those trials' stamps in the results file; a TTFT must be a positive time"};
+}
+
+// Rule 4: the arms were what they claim.
+inline std::optional<Ruling> contamination_rule(const RunFacts& f) {
+    if (f.other_cached <= 0) return std::nullopt;
+    return Ruling{Outcome::unverified,
+                  std::to_string(f.other_cached) + " of " + std::to_string(f.other_reported) +
+                      " miss and cold requests were served from cache (the first a " + arm_word(f.contaminated) +
+                      "; up to " + std::to_string(f.other_most) + " cached tokens; the template explains " +
+                      std::to_string(f.other_allowed) + "): the experiment did not measure a recompute",
+                  "make sure nothing else sends this content (a fresh --seed), and that the server's cache is not "
+                  "shared with another run"};
+}
+
+// Rule 5: the hits reused their warm prompt. Per request, against the ids the server rendered: a
+// divergence (template) or the server (eviction) named; else by the counts.
+inline std::optional<Ruling> hit_reuse_rule(const RunFacts& f) {
+    const PhaseResult& r = *f.run;
+    if (const auto shortfall = reuse_shortfall(r))
+        return Ruling{Outcome::fail, shortfall->reason + " (" + f.interval + ")", shortfall->fix};
+    if (f.hit_short > 0)
+        return Ruling{Outcome::fail,
+                      std::to_string(f.hit_short) + " of " + std::to_string(f.hit_reported) +
+                          " hit-arm requests reused too little (fewest " + std::to_string(f.hit_fewest) +
+                          " cached tokens, " + (f.full_hit_rule ? "the warm prompt's whole blocks are " : "at least ") +
+                          std::to_string(f.hit_need) + "): " + caching_off_cause(r) + " (" + f.interval + ")",
+                      caching_off_fix(r)};
+    if (!f.per_request && r.counters.available && r.counters.hits <= 0)
+        return Ruling{Outcome::fail,
+                      "the Prometheus prefix-cache hit counter did not grow during the run: " + caching_off_cause(r) +
+                          " (" + f.interval + ")",
+                      caching_off_fix(r)};
+    return std::nullopt;
+}
+
+// Rule 6a: timing needs two rounds (the evidence above decides on one) and real spread.
+inline std::optional<Ruling> rounds_rule(const RunFacts& f) {
+    if (f.inv.n < 2 || (f.cold_measured && f.cache.n < 2))
+        return Ruling{Outcome::error, "fewer than two complete rounds", "run at least 2 trials per arm (--trials)"};
+    if (f.inv.log_stdev == 0 || (f.cold_measured && f.cache.log_stdev == 0))  // a zero-width interval: no real timing
+        return Ruling{Outcome::indeterminate,
+                      "every paired ratio is the same, so the interval has zero width, which is no evidence: " +
+                          f.interval,
+                      "real timings vary; check that the stamps are real clock readings, and run more trials (--trials)"};
+    return std::nullopt;
+}
+
+using Rule = std::optional<Ruling> (*)(const RunFacts&);
+
+// The rules before timing, in the order of the list at the top of this header: the first that
+// applies decides, and no timing note follows it.
+inline constexpr Rule rules_before_timing[] = {fault_rule,         routing_rule,   measurement_rule,
+                                               contamination_rule, hit_reuse_rule, rounds_rule};
+
+// Rule 6b: the two contrasts against the bar. Both must clear it; either below it fails.
+inline Ruling timing_ruling(const RunFacts& f, const Verdict& v) {
+    Ruling out;
+    out.notes = true;
+    const Outcome c = f.cold_measured ? v.cache.outcome : Outcome::pass, i = v.invalidation.outcome;
+    out.outcome = (c == Outcome::fail || i == Outcome::fail)  ? Outcome::fail
+                  : (c == Outcome::pass && i == Outcome::pass) ? Outcome::pass
+                                                               : Outcome::indeterminate;
+    const auto said = [](Outcome o) {
         return o == Outcome::pass ? "clears the bar" : o == Outcome::fail ? "is below the bar" : "straddles the bar";
     };
-    if (cold_measured)
-        v.reason = shifted_note + "the cache's saving (cold/hit) " + said(c) + " and the seed's invalidation cost "
-                   "(miss/hit) " + said(i) + ": " + interval;
+    if (f.cold_measured)
+        out.reason = f.shifted_note + "the cache's saving (cold/hit) " + said(c) + " and the seed's invalidation cost "
+                     "(miss/hit) " + said(i) + ": " + f.interval;
     else
-        v.reason = shifted_note + "the interval " + said(i) + ": " + interval;
-    if (cold_measured && c == Outcome::pass && i != Outcome::pass)
-        v.reason += "; the cache works, and removing A costs little at these sizes: [B,Q] prefills about as fast as "
-                    "the hit, which recomputes only Q but carries A's tokens through the server";
-    if (cold_measured && c == Outcome::fail && i == Outcome::pass)
-        v.reason += "; the hit is faster than the shorter miss, yet an equal-length prompt with nothing cached is "
-                    "not slower by the bar: the saving the miss shows is mostly its shorter prompt";
-    if (v.outcome == Outcome::indeterminate) {
+        out.reason = f.shifted_note + "the interval " + said(i) + ": " + f.interval;
+    if (f.cold_measured && c == Outcome::pass && i != Outcome::pass)
+        out.reason += "; the cache works, and removing A costs little at these sizes: [B,Q] prefills about as fast as "
+                      "the hit, which recomputes only Q but carries A's tokens through the server";
+    if (f.cold_measured && c == Outcome::fail && i == Outcome::pass)
+        out.reason += "; the hit is faster than the shorter miss, yet an equal-length prompt with nothing cached is "
+                      "not slower by the bar: the saving the miss shows is mostly its shorter prompt";
+    if (out.outcome == Outcome::indeterminate) {
         int needed = 0;
-        for (const auto* ci : {&inv, &cache})
-            if (ci->n >= 2 && side_of(*ci, bar) == Side::straddles)
-                needed = std::max(needed, rounds_to_separate(*ci, bar, plan));
-        const int least = rounds_to_decide(look_confidence(plan, plan.first_look));
-        if (inv.n < least)
-            v.fix = detail::fmt("the sign test needs at least %.0f rounds to decide at %.2f%% (--trials %.0f)", least,
-                                100 * look_confidence(plan, plan.first_look), least);
+        for (const auto* ci : {&f.inv, &f.cache})
+            if (ci->n >= 2 && side_of(*ci, f.bar) == Side::straddles)
+                needed = std::max(needed, rounds_to_separate(*ci, f.bar, f.plan));
+        const int least = rounds_to_decide(look_confidence(f.plan, f.plan.first_look));
+        if (f.inv.n < least)
+            out.fix = detail::fmt("the sign test needs at least %.0f rounds to decide at %.2f%% (--trials %.0f)", least,
+                                  100 * look_confidence(f.plan, f.plan.first_look), least);
         else
-            v.fix = needed > 0 ? detail::fmt("more rounds: about %.0f (--max-trials %.0f) would separate the interval "
-                                             "from the bar at this spread",
-                                             needed, needed)
-                               : "the ratio sits on the bar";
+            out.fix = needed > 0 ? detail::fmt("more rounds: about %.0f (--max-trials %.0f) would separate the interval "
+                                               "from the bar at this spread",
+                                               needed, needed)
+                                 : "the ratio sits on the bar";
     }
+    return out;
+}
+
+// The notes that follow a timing decision: block rounding, a saving the client does not see, the
+// costs per token the arms imply, stalls, a saving made outside the engine.
+inline void add_timing_notes(const PhaseResult& r, const RunFacts& f, Verdict& v) {
     if (v.outcome != Outcome::pass) {
         if (!r.block_rounding.empty()) v.reason += "; block rounding: " + r.block_rounding;
-        const std::string hidden = hidden_saving_note(r, bar);
+        const std::string hidden = hidden_saving_note(r, f.bar);
         if (!hidden.empty()) {
             v.reason += hidden;
             v.fix = (v.fix.empty() ? "" : v.fix + "; or ") +
@@ -557,7 +588,7 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
         }
     }
     if (const auto model = run_cost_model(r)) {
-        v.physics = physics_note(r, *model, bar, plan, inv, cache);
+        v.physics = physics_note(r, *model, f.bar, f.plan, f.inv, f.cache);
         v.saving_per_cached_token_ms = model->per_recomputed_token_ms;
         v.per_prompt_token_ms = model->per_prompt_token_ms;
         if (v.outcome != Outcome::pass) v.reason += "; " + v.physics;
@@ -570,6 +601,30 @@ inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
             v.fix = "measure the engine as it serves prefill alone (llama-server --cache-ram 0, kvgate's llama.cpp "
                     "fixture's default), or read the saving as cache management, not prefill";
     }
+}
+
+}  // namespace verdict_detail
+
+// Fills the result's arm statistics, degradation and verdict from its trials: the first of the
+// ordered rules that applies decides (verdict_detail::rules_before_timing, then the timing).
+inline void decide(PhaseResult& r, double threshold_pct, double confidence) {
+    for (Arm arm : all_arms) r.stats(arm) = arm_stats(r.measured(arm));
+    r.ttft_degradation_pct = r.hit_stats.ttft_mean > 0
+                                 ? (r.miss_stats.ttft_mean - r.hit_stats.ttft_mean) / r.hit_stats.ttft_mean * 100
+                                 : std::numeric_limits<double>::quiet_NaN();
+    Verdict& v = r.verdict;
+    v = Verdict{};
+    v.threshold_pct = threshold_pct;
+    v.confidence = confidence;
+    const verdict_detail::RunFacts facts = verdict_detail::gather_facts(r, v, threshold_pct, confidence);
+    std::optional<verdict_detail::Ruling> ruling;
+    for (const auto rule : verdict_detail::rules_before_timing)
+        if ((ruling = rule(facts))) break;
+    if (!ruling) ruling = verdict_detail::timing_ruling(facts, v);
+    v.outcome = ruling->outcome;
+    v.reason = ruling->reason;
+    v.fix = ruling->fix;
+    if (ruling->notes) verdict_detail::add_timing_notes(r, facts, v);
 }
 
 }  // namespace kvgate
