@@ -34,6 +34,9 @@ public:
     bool caching = true;          // false: nothing is ever a hit, and describe() says so
     bool reports_caching = true;  // false: describe() claims caching on whatever `caching` is
     bool reports_cached = true;   // false: no per-request cached-token counts (-1)
+    std::optional<int> context;   // context_tokens(): the most tokens a request may hold
+
+    std::optional<int> context_tokens() override { return context; }
 
     EngineInfo describe() override {
         EngineInfo info;
@@ -199,6 +202,27 @@ TEST_CASE("protocol: a fault in the first warm request keeps nothing and says tr
     CHECK(r.fault->trial == 1);
     CHECK(r.fault->request == FaultRequest::warm);
     CHECK(r.verdict.outcome == Outcome::error);
+}
+
+TEST_CASE("protocol: a request over the engine's context is refused before any trial, with its sizes", "[protocol]") {
+    ScriptedEngine engine;
+    const Settings s = quick(2, 0);  // A 64 + B 32 + Q 8 content tokens, 5 output tokens
+    engine.context = 100;
+    const PhaseResult r = run_phase(engine, s, phase1());
+    CHECK(engine.calls.empty());  // nothing was sent
+    CHECK(r.trials.empty());
+    REQUIRE(r.fault);
+    CHECK(r.fault->kind == FaultKind::context_too_long);
+    CHECK(r.fault->stage == FaultStage::setup);
+    CHECK_THAT(r.fault->message, Catch::Contains("more than the engine's context of 100 tokens") &&
+                                     Catch::Contains("output 5") && Catch::Contains("--context-a-tokens"));
+    CHECK(r.verdict.outcome == Outcome::error);
+    CHECK_FALSE(r.complete);
+
+    engine.context = 1000;  // room enough: the run goes on
+    const PhaseResult fits = run_phase(engine, s, phase1());
+    CHECK_FALSE(fits.fault);
+    CHECK(fits.trials.size() == 6u);
 }
 
 TEST_CASE("protocol: the observer is called once per trial, in order, with the result so far", "[protocol]") {

@@ -52,6 +52,9 @@ TEST_CASE("the vLLM dialect asks /tokenize with the chat messages and reads its 
     CHECK(nlohmann::json::parse(asked.at("POST /tokenize")).at("prompt") == "hello");
     CHECK(d.version(side) == "0.32.0");
     CHECK(d.engine_name() == "vllm");
+    CHECK(d.context_tokens(side, "m") == 1024);  // /tokenize's max_model_len
+    const SideRequest silent = [](const std::string&, const std::string&, const std::string&) { return SideReply{}; };
+    CHECK_FALSE(d.context_tokens(silent, "m"));
 }
 
 TEST_CASE("the vLLM dialect tokenizes chat messages with or without the generation prompt", "[vllm]") {

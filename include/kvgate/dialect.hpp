@@ -62,6 +62,11 @@ public:
                                                   const std::vector<int>& /*ids*/) const {
         return std::nullopt;
     }
+    // The most tokens one request may hold, prompt and output together (vLLM's max_model_len);
+    // nullopt where the server cannot say (the default).
+    virtual std::optional<int> context_tokens(const SideRequest& /*side*/, const std::string& /*model*/) const {
+        return std::nullopt;
+    }
     virtual MetricsView metrics(const SideRequest& side) const = 0;
     // Adds to a completion request what makes it generate exactly `max_tokens` tokens.
     virtual void ask_fixed_output(nlohmann::json& body, int max_tokens) const = 0;

@@ -46,6 +46,9 @@ public:
     // The prompt's token ids as the engine renders it (chat template applied); nullopt if it
     // cannot say. The protocol renders two prompts to find what the template adds around them.
     virtual std::optional<TokenIds> token_ids(const std::string&) { return std::nullopt; }
+    // The most tokens one request may hold, prompt and output together; nullopt if it cannot say.
+    // The protocol checks its largest request against it before anything is timed.
+    virtual std::optional<int> context_tokens() { return std::nullopt; }
     // Text for ids, to name where two renderings diverge; nullopt where the engine cannot say.
     virtual std::optional<std::string> detokenize(const std::vector<int>&) { return std::nullopt; }
     // Generates max_tokens tokens (EOS ignored where the engine allows) for the prompt.

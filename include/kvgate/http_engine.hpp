@@ -74,6 +74,8 @@ public:
     }
 
     // Messages need the chat endpoint: /v1/completions takes one prompt string.
+    std::optional<int> context_tokens() override { return dialect_->context_tokens(side_request(), settings_.model); }
+
     bool takes_messages() const override { return settings_.endpoint == Endpoint::chat; }
 
     std::optional<std::vector<int>> message_token_ids(const std::vector<Message>& messages,

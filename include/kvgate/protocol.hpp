@@ -123,6 +123,28 @@ inline std::optional<std::string> rounds_done(const PhaseResult& partial, double
     return std::nullopt;
 }
 
+// The fault when the largest request the prepared prompts make (the hit's or cold arm's [A,B,Q],
+// the template around it, and the output) exceeds the engine's context; nullopt when it fits or
+// the engine cannot say.
+inline std::optional<Fault> context_check(const std::vector<TrialPrompts>& prompts, int template_tokens,
+                                          const Settings& s, std::optional<int> context) {
+    if (!context || prompts.empty()) return std::nullopt;
+    const TrialPrompts* largest = &prompts.front();
+    const auto size = [](const TrialPrompts& p) { return std::max(p.a_tokens, p.a_cold_tokens) + p.b_tokens + p.q_tokens; };
+    for (const TrialPrompts& p : prompts)
+        if (size(p) > size(*largest)) largest = &p;
+    const int need = size(*largest) + template_tokens + s.max_output_tokens;
+    if (need <= *context) return std::nullopt;
+    return Fault{FaultKind::context_too_long, FaultStage::setup,
+                 "the largest request needs " + std::to_string(need) + " tokens (A " +
+                     std::to_string(std::max(largest->a_tokens, largest->a_cold_tokens)) + " + B " +
+                     std::to_string(largest->b_tokens) + " + Q " + std::to_string(largest->q_tokens) + " + template " +
+                     std::to_string(template_tokens) + " + output " + std::to_string(s.max_output_tokens) +
+                     "), more than the engine's context of " + std::to_string(*context) +
+                     " tokens: lower --context-a-tokens, --context-b-tokens, --query-tokens or --max-output-tokens, "
+                     "or serve a longer context (vLLM: --max-model-len; kvgate's fixture: KVGATE_MAX_MODEL_LEN)"};
+}
+
 inline std::string measured_prompt(const TrialPrompts& p, Arm arm) {
     return arm == Arm::hit ? p.hit() : arm == Arm::miss ? p.miss() : p.cold();
 }
@@ -190,6 +212,15 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     for (int round = 0; round < first_rounds; ++round) prepare_round(round);
     r.sizes_estimated = builder.sizes_estimated();
     r.block_rounding = planner.block_rounding_note();
+    // A request over the engine's context would fail mid-run with the server's error; say so before
+    // anything is timed, with the sizes that make up the largest request.
+    if (const auto fault = context_check(prompts, overhead.value_or(0), r.settings, engine.context_tokens())) {
+        r.fault = fault;
+        r.complete = false;
+        r.wall_time_s = ms_between(started, Clock::now()) / 1000;
+        decide(r, s.threshold_pct, s.confidence);
+        return r;
+    }
 
     const CounterSnapshot before = engine.prefix_cache_counters();
     const auto measuring_since = Clock::now();

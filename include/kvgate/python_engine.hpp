@@ -152,6 +152,13 @@ public:
         return info;
     }
 
+    std::optional<int> context_tokens() override {
+        pybind11::gil_scoped_acquire gil;
+        std::optional<int> n;
+        quietly([&] { n = llm_.attr("llm_engine").attr("vllm_config").attr("model_config").attr("max_model_len").cast<int>(); });
+        return n;
+    }
+
     std::optional<int> count_tokens(const std::string& prompt) override {
         pybind11::gil_scoped_acquire gil;
         std::optional<int> n;

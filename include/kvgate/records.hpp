@@ -220,6 +220,7 @@ enum class FaultKind {
     no_tokens,
     no_engine_ttft,
     python_exception,
+    context_too_long,  // the run's largest request would not fit the engine's context: refused before any trial
 };
 
 enum class FaultRequest { setup, warm, measured };
@@ -243,6 +244,7 @@ inline constexpr EnumName<FaultKind> fault_kind_names[] = {
     {FaultKind::no_tokens, "no_tokens"},
     {FaultKind::no_engine_ttft, "no_engine_ttft"},
     {FaultKind::python_exception, "python_exception"},
+    {FaultKind::context_too_long, "context_too_long"},
 };
 inline constexpr EnumName<FaultRequest> fault_request_names[] = {
     {FaultRequest::setup, "setup"}, {FaultRequest::warm, "warm"}, {FaultRequest::measured, "measured"}};

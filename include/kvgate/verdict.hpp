@@ -450,7 +450,9 @@ inline std::optional<Ruling> fault_rule(const RunFacts& f) {
     if (!fault) return std::nullopt;
     return Ruling{Outcome::error,
                   "the run stopped at a fault (" + std::string(to_string(fault->kind)) + "): " + fault->message,
-                  "fix the cause above and re-run; the trials completed before the fault are kept in the report"};
+                  f.run->trials.empty()
+                      ? "fix the cause above and re-run (no trial had run)"
+                      : "fix the cause above and re-run; the trials completed before the fault are kept in the report"};
 }
 
 // Rule 2: a fleet's routing. A hit-arm query away from its warm-up's replica cannot find the warmed

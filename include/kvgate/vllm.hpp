@@ -74,6 +74,14 @@ public:
         return j["count"].get<int>();
     }
 
+    // /tokenize answers with the served max_model_len beside the count.
+    std::optional<int> context_tokens(const SideRequest& side, const std::string& model) const override {
+        const auto j = tokenize(side, model, false, "kvgate");
+        if (!j.is_object() || !j.contains("max_model_len") || !j["max_model_len"].is_number_integer()) return std::nullopt;
+        const int n = j["max_model_len"].get<int>();
+        return n > 0 ? std::optional<int>(n) : std::nullopt;
+    }
+
     std::optional<std::vector<int>> token_ids(const SideRequest& side, const std::string& model, bool chat,
                                               const std::string& prompt) const override {
         const auto j = tokenize(side, model, chat, prompt);
