@@ -49,10 +49,12 @@ TEST_CASE("the llama.cpp dialect counts a chat prompt as the server renders it",
         asked[method + " " + path] = body;
         if (path == "/apply-template") return SideReply{200, R"({"prompt":"<|user|> hello"})"};
         if (path == "/tokenize") return SideReply{200, R"({"tokens":[7,8,9,10]})"};
-        if (path == "/props") return SideReply{200, R"({"build_info":"b0-0c1e57098","total_slots":1})"};
+        if (path == "/props")
+            return SideReply{200, R"({"build_info":"b0-0c1e57098","total_slots":1,"default_generation_settings":{"n_ctx":2048}})"};
         return SideReply{};
     };
     const llamacpp::Dialect d;
+    CHECK(d.context_tokens(side, "m") == 2048);  // one slot's context, as llama-server 0c1e57098 reports it
     CHECK(d.count_tokens(side, "m", true, "hello") == 4);
     CHECK(nlohmann::json::parse(asked.at("POST /apply-template")).at("messages").at(0).at("content") == "hello");
     CHECK(nlohmann::json::parse(asked.at("POST /tokenize")).at("content") == "<|user|> hello");

@@ -98,6 +98,18 @@ public:
         return {};
     }
 
+    // /props' default_generation_settings.n_ctx: the context of one slot, which a request must fit.
+    std::optional<int> context_tokens(const SideRequest& side, const std::string&) const override {
+        const SideReply res = side("GET", "/props", "");
+        if (res.status != 200) return std::nullopt;
+        const auto j = nlohmann::json::parse(res.body, nullptr, false);
+        if (!j.is_object() || !j.contains("default_generation_settings")) return std::nullopt;
+        const auto& g = j["default_generation_settings"];
+        if (!g.is_object() || !g.contains("n_ctx") || !g["n_ctx"].is_number_integer()) return std::nullopt;
+        const int n = g["n_ctx"].get<int>();
+        return n > 0 ? std::optional<int>(n) : std::nullopt;
+    }
+
     // Chat prompts are rendered by the server's template first, as the completion will be.
     std::optional<int> count_tokens(const SideRequest& side, const std::string&, bool chat,
                                     const std::string& prompt) const override {

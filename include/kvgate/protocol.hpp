@@ -142,7 +142,8 @@ inline std::optional<Fault> context_check(const std::vector<TrialPrompts>& promp
                      std::to_string(template_tokens) + " + output " + std::to_string(s.max_output_tokens) +
                      "), more than the engine's context of " + std::to_string(*context) +
                      " tokens: lower --context-a-tokens, --context-b-tokens, --query-tokens or --max-output-tokens, "
-                     "or serve a longer context (vLLM: --max-model-len; kvgate's fixture: KVGATE_MAX_MODEL_LEN)"};
+                     "or serve a longer context (vLLM: --max-model-len, kvgate's fixture KVGATE_MAX_MODEL_LEN; llama-server: "
+                     "--ctx-size per slot, kvgate's fixture KVGATE_LLAMACPP_CTX)"};
 }
 
 inline std::string measured_prompt(const TrialPrompts& p, Arm arm) {
