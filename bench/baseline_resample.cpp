@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kvgate/baseline.hpp"
+#include "kvgate/experiment/baseline.hpp"
 
 namespace {
 

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "kvgate/protocol.hpp"
-#include "kvgate/results_json.hpp"
+#include "kvgate/experiment/protocol.hpp"
+#include "kvgate/model/results_json.hpp"
 
 namespace {
 

@@ -33,9 +33,9 @@
 #include <string>
 #include <vector>
 
-#include "kvgate/http_engine.hpp"
-#include "kvgate/vllm.hpp"
-#include "kvgate/stats.hpp"
+#include "kvgate/engine/vllm.hpp"
+#include "kvgate/http/http_engine.hpp"
+#include "kvgate/stats/stats.hpp"
 #include "oracle_server.hpp"
 
 extern char** environ;

@@ -5,7 +5,7 @@ include(CMakePackageConfigHelpers)
 
 set(kvgate_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/kvgate)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-foreach(component IN ITEMS core http python report)
+foreach(component IN ITEMS model stats engine experiment core http python report)
   install(TARGETS kvgate_${component} EXPORT kvgate-${component}-targets)
   install(EXPORT kvgate-${component}-targets NAMESPACE kvgate:: DESTINATION ${kvgate_cmake_dir})
 endforeach()

@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "kvgate/settings.hpp"
+#include "kvgate/model/settings.hpp"
 
 namespace kvgate::testing {
 

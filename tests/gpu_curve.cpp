@@ -10,16 +10,11 @@ TEST_CASE("curve: reuse matches the prediction at every point and the slope is a
     Settings s = testing::http_settings("apc");
     s.endpoint = Endpoint::chat;  // the conversation is sent as chat messages
     const std::filesystem::path path = results_path(s.out, phase_descriptor(curve_phase_name));
-    std::filesystem::create_directories(path.parent_path());
     const auto engine = make_engine(s);
-    const auto r = run_curve(*engine, s, [&](const CurveResult& partial, const CurveCell& c, int total) {
-        std::cout << curve_progress_line(c, static_cast<int>(partial.cells.size()), total) << std::endl;
-        write_file_atomically(path, curve_result_json(partial).dump(2) + "\n");
-    });
-    write_file_atomically(path, curve_result_json(r).dump(2) + "\n");
+    const auto r = record_curve(*engine, s, path, std::cout);  // the loop `kvgate run experiment2` uses
     const auto a = analyse_curve(r.cells, s.confidence);
-    std::cout << path.string() << ": " << a.cells - a.flagged << " of " << a.cells << " cells agree; "
-              << a.fit.selection << "; wall " << r.wall_time_s << " s" << std::endl;
+    const auto verdict = curve_verdict(r, a);  // the CLI's rule: it must agree with the checks below
+    std::cout << headline_text(curve_headline(r), path) << std::flush;
     INFO("fault: " << (r.fault ? r.fault->message : "none"));
     REQUIRE_FALSE(r.fault);
     for (const auto& c : r.cells) {
@@ -34,7 +29,6 @@ TEST_CASE("curve: reuse matches the prediction at every point and the slope is a
     INFO("cost per recomputed token " << a.per_token->estimate << " ms [" << a.per_token->low << ", "
                                       << a.per_token->high << "]");
     CHECK(a.per_token->low > 0);
-    const auto verdict = curve_verdict(r, a);  // the CLI's rule: it must agree with the checks above
     INFO(verdict.reason);
     CHECK(verdict.outcome == Outcome::pass);
 }

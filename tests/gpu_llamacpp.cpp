@@ -1,5 +1,5 @@
-// Phase 1 on llama.cpp's server: the gate against the fixture's llama-server, and its negative
-// control against the no-cache fixture (requests send cache_prompt false), which must fail.
+// llama.cpp's server itself: a repeated prompt served from the slot's cache, as the server counts it.
+// Its phase-1 gate and negative control are the served-phase tests (gpu_served_phase.cpp).
 #include "gpu_support.hpp"
 
 using namespace kvgate;
@@ -30,21 +30,4 @@ TEST_CASE("llama.cpp: a repeated prompt is served from the slot's cache as the s
     CHECK(second.usage.cached_tokens == *counted - 1);  // single-token granularity; the last is recomputed
     CHECK(deltas.hits == *counted - 1);
     CHECK(deltas.queries == 2 * *counted);
-}
-
-TEST_CASE("llama.cpp phase 1: the prompt cache saves TTFT over HTTP", "[gpu][llamacpp][phase1]") {
-    const auto settings = testing::http_settings("llamacpp", EngineKind::llamacpp_http);
-    const auto result = testing::measure_and_report(settings, phase_descriptor("llamacpp_phase1"));
-    INFO(result.verdict.reason << "\n" << result.verdict.fix);
-    CHECK(result.engine.name == "llama.cpp");
-    CHECK(result.hit_stats.cached_tokens_median > 0);
-    REQUIRE(result.verdict.outcome == Outcome::pass);
-}
-
-TEST_CASE("llama.cpp phase 1: the gate fails without the prompt cache", "[gpu][llamacpp][phase1][negative]") {
-    auto settings = testing::http_settings("llamacpp_nocache", EngineKind::llamacpp_http);
-    const auto result = testing::measure_negative_control(settings, phase_descriptor("llamacpp_phase1"));
-    INFO(result.verdict.reason);
-    REQUIRE_FALSE(result.engine.prefix_caching);
-    REQUIRE(result.verdict.outcome == Outcome::fail);
 }

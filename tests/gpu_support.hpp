@@ -41,27 +41,15 @@ inline Settings http_settings(const std::string& fixture, EngineKind kind = Engi
     return s;
 }
 
-// Runs a phase on the engine the settings name (built by make_engine, as the CLI does), with
-// progress lines, checkpointing the results file after every trial, and writes the final result
-// (also after a fault) before any assertion can stop the test.
+// Runs a phase on the engine the settings name (built by make_engine, as the CLI does) through the
+// run-and-record loop `kvgate run` uses: progress lines, the results file checkpointed after every
+// trial, and the final result written (also after a fault) before any assertion can stop the test.
 inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase, const StopRule& stop = {}) {
     s.engine = phase.engine;
     const std::filesystem::path path = results_path(s.out, phase);
-    std::filesystem::create_directories(path.parent_path());
     const auto engine = make_engine(s);
-    auto result = run_phase(*engine, s, phase, [&](const PhaseResult& partial, const Trial& trial) {
-        std::cout << progress_line(partial, trial) << std::endl;
-        write_results(partial, path);
-    }, stop);
-    write_results(result, path);
-    std::cout << path.string() << ": " << to_string(result.verdict.outcome) << " - " << result.verdict.reason
-              << (result.verdict.fix.empty() ? "" : "\n  fix: " + result.verdict.fix) << "\n  hit median "
-              << result.hit_stats.ttft_median << " ms, miss median " << result.miss_stats.ttft_median
-              << " ms, cold median " << result.cold_stats.ttft_median << " ms; cached tokens (median) hit "
-              << result.hit_stats.cached_tokens_median << ", miss " << result.miss_stats.cached_tokens_median
-              << ", cold " << result.cold_stats.cached_tokens_median << "; rounds " << result.verdict.rounds << " ("
-              << result.verdict.rounds_reason << "); cache counters hits +" << result.counters.hits
-              << " of queries +" << result.counters.queries << "; wall " << result.wall_time_s << " s" << std::endl;
+    auto result = record_phase(*engine, s, phase, path, std::cout, stop);
+    std::cout << headline_text(phase_headline(result), path) << std::flush;
     return result;
 }
 

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kvgate/baseline.hpp"
+#include "kvgate/experiment/baseline.hpp"
 
 using namespace kvgate;
 

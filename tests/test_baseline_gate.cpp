@@ -5,8 +5,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "kvgate/baseline_gate.hpp"
-#include "kvgate/verdict.hpp"
+#include "kvgate/experiment/baseline_gate.hpp"
+#include "kvgate/experiment/verdict.hpp"
 
 using namespace kvgate;
 

@@ -3,8 +3,8 @@
 #include <set>
 #include <sstream>
 
-#include "kvgate/conversation.hpp"
-#include "kvgate/settings.hpp"
+#include "kvgate/experiment/conversation.hpp"
+#include "kvgate/model/settings.hpp"
 
 using namespace kvgate;
 

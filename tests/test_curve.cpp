@@ -4,16 +4,26 @@
 // misbehaves must have its cells flagged and left out of the fit; the results file reads back.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "kvgate/curve.hpp"
+#include <unistd.h>
+
+#include "kvgate/experiment/curve.hpp"
 
 using namespace kvgate;
 
 namespace {
+
+CurveFile read_curve_back(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    return parse_curve_json(nlohmann::json::parse(in), path.string());
+}
 
 class ScriptedChatEngine : public Engine {
 public:
@@ -168,9 +178,38 @@ TEST_CASE("curve: one pass rule: a fault is an error, a cost per token that may 
     CurveAnalysis flat = a;
     flat.per_token->low = -0.001;
     CHECK(curve_verdict(r, flat).outcome == Outcome::indeterminate);
-    CHECK_THAT(curve_verdict(r, flat).reason, Catch::Contains("--curve-trials"));
+    CHECK_THAT(curve_verdict(r, flat).fix, Catch::Contains("--curve-trials"));
     r.fault = Fault{FaultKind::transport, FaultStage::stream, "the server went away"};
     CHECK(curve_verdict(r, a).outcome == Outcome::error);
+    // The report reads the same rule back from the file: the fault, and a checkpoint that never finished.
+    r.complete = false;
+    const CurveFile faulted = parse_curve_json(curve_result_json(r), "test");
+    CHECK(faulted.fault == "the server went away");
+    CHECK(curve_verdict(faulted.fault, faulted.complete, a).outcome == Outcome::error);
+    CHECK(curve_verdict("", false, a).outcome == Outcome::error);
+    CHECK_THAT(curve_verdict("", false, a).reason, Catch::Contains("did not finish"));
+}
+
+TEST_CASE("record_curve: the results file after every cell and at the end, and the headline", "[curve][run_record]") {
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("kvgate_record_curve_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    const auto path = dir / "results_curve.json";
+    ScriptedChatEngine engine;
+    std::ostringstream progress;
+    const CurveResult r = record_curve(engine, small_sweep(), path, progress);
+    const CurveFile back = read_curve_back(path);
+    CHECK(back.complete);
+    CHECK(back.cells.size() == r.cells.size());
+    std::size_t lines = 0;
+    for (char c : progress.str()) lines += c == '\n';
+    CHECK(lines == r.cells.size());
+    const RunHeadline h = curve_headline(r);
+    CHECK(h.outcome == Outcome::pass);
+    CHECK(h.outcome == curve_verdict(back.fault, back.complete, analyse_curve(back.cells, back.confidence)).outcome);
+    REQUIRE(h.details.size() == 3);
+    CHECK_THAT(h.details[1], Catch::StartsWith("fit: t0"));
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("curve: an engine without chat messages and bad sweep settings are refused with the fix", "[curve]") {

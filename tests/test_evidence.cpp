@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "kvgate/evidence.hpp"
+#include "kvgate/engine/evidence.hpp"
 
 using namespace kvgate;
 

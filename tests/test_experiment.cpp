@@ -3,7 +3,7 @@
 
 #include <set>
 
-#include "kvgate/experiment.hpp"
+#include "kvgate/model/experiment.hpp"
 
 using namespace kvgate;
 

@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "kvgate/fit.hpp"
+#include "kvgate/stats/fit.hpp"
 
 using namespace kvgate;
 

@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kvgate/fleet_engine.hpp"
+#include "kvgate/http/fleet_engine.hpp"
 
 using namespace kvgate;
 

@@ -23,11 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "kvgate/http_engine.hpp"
-#include "kvgate/llamacpp.hpp"
-#include "kvgate/protocol.hpp"
-#include "kvgate/results_json.hpp"
-#include "kvgate/vllm.hpp"
+#include "kvgate/engine/llamacpp.hpp"
+#include "kvgate/engine/vllm.hpp"
+#include "kvgate/experiment/protocol.hpp"
+#include "kvgate/http/http_engine.hpp"
+#include "kvgate/model/results_json.hpp"
 #include "loopback_server.hpp"
 
 using namespace kvgate;

@@ -6,8 +6,8 @@
 #include <map>
 #include <memory>
 
-#include "kvgate/http_engine.hpp"
-#include "kvgate/llamacpp.hpp"
+#include "kvgate/engine/llamacpp.hpp"
+#include "kvgate/http/http_engine.hpp"
 #include "loopback_server.hpp"
 
 using namespace kvgate;

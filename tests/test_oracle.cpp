@@ -7,8 +7,8 @@
 #include <string>
 
 #include "../bench/oracle_server.hpp"
-#include "kvgate/http_engine.hpp"
-#include "kvgate/vllm.hpp"
+#include "kvgate/engine/vllm.hpp"
+#include "kvgate/http/http_engine.hpp"
 
 using namespace kvgate;
 using namespace kvgate::bench;

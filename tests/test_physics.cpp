@@ -1,7 +1,7 @@
 // The three arms as costs per token, and the sizes that would decide.
 #include <catch2/catch.hpp>
 
-#include "kvgate/physics.hpp"
+#include "kvgate/stats/physics.hpp"
 
 using namespace kvgate;
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "kvgate/placement.hpp"
+#include "kvgate/model/placement.hpp"
 
 using namespace kvgate;
 

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "kvgate/prompt.hpp"
+#include "kvgate/experiment/prompt.hpp"
 
 using namespace kvgate;
 

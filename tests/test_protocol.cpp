@@ -2,14 +2,18 @@
 // warm-ups are, when rounds are added, what a fault keeps, when the observer is called, and trial numbers as people count them.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
-#include "kvgate/protocol.hpp"
-#include "kvgate/report_markdown.hpp"
-#include "kvgate/results_json.hpp"
+#include <unistd.h>
+
+#include "kvgate/experiment/protocol.hpp"
+#include "kvgate/model/results_json.hpp"
+#include "kvgate/report/report_markdown.hpp"
 
 using namespace kvgate;
 
@@ -618,4 +622,31 @@ TEST_CASE("protocol: while undecided, rounds are added one at a time up to the c
         CHECK(r.verdict.rounds == 10);  // never fewer than configured
         CHECK_THAT(r.verdict.rounds_reason, Catch::Contains("time budget ran out"));
     }
+}
+
+TEST_CASE("record_phase: the results file after every trial, the final result, and its headline", "[protocol][run_record]") {
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("kvgate_record_phase_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    const auto path = dir / "results_phase1.json";
+    ScriptedEngine engine;
+    engine.fail_at = 9;  // a fault mid-run: what came before it is recorded
+    std::ostringstream progress;
+    const PhaseResult r = record_phase(engine, quick(3, 1), phase1(), path, progress);
+    CHECK(r.fault);
+    CHECK(r.trials.size() == 4);
+    const PhaseResult back = read_results_file(path);
+    CHECK(back.trials.size() == r.trials.size());
+    CHECK(back.verdict.outcome == r.verdict.outcome);
+    CHECK(back.verdict.reason == r.verdict.reason);
+    std::size_t lines = 0;
+    for (char c : progress.str()) lines += c == '\n';
+    CHECK(lines == r.trials.size());
+    const RunHeadline h = phase_headline(r);
+    CHECK(h.outcome == r.verdict.outcome);
+    CHECK(h.reason == r.verdict.reason);
+    CHECK(h.fix == r.verdict.fix);
+    REQUIRE(h.details.size() == 1);
+    CHECK_THAT(h.details.front(), Catch::Contains("hit median") && Catch::Contains("rounds"));
+    std::filesystem::remove_all(dir);
 }

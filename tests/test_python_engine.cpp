@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "kvgate/python_engine.hpp"
+#include "kvgate/python/python_engine.hpp"
 
 using namespace kvgate;
 namespace fs = std::filesystem;

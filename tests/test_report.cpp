@@ -18,8 +18,8 @@
 
 #include <unistd.h>
 
-#include "kvgate/report.hpp"
-#include "kvgate/results_json.hpp"
+#include "kvgate/model/results_json.hpp"
+#include "kvgate/report/report.hpp"
 
 namespace fs = std::filesystem;
 using namespace kvgate;
@@ -927,6 +927,17 @@ TEST_CASE("one summary.md covers every experiment in the directory, its outcome 
         CHECK(contains(md, "## Fleet: HTTP streaming API through a router"));
         CHECK(contains(md, "![experiment1_results](experiment1_results.png)"));
         CHECK(contains(md, "![fleet_placement](fleet_placement.png)"));
+        // verdicts.json renders the same model: the same outcomes, with the reason and the metrics.
+        const auto verdicts = nlohmann::json::parse(slurp(dir.path / "reports" / "verdicts.json"));
+        CHECK(verdicts.at("outcome") == "fail");
+        REQUIRE(verdicts.at("results").size() == 2);
+        const auto& first = verdicts.at("results").at(0);
+        CHECK(first.at("experiment") == "experiment1");
+        CHECK(first.at("results_file") == "results_phase1.json");
+        CHECK(first.at("outcome") == "fail");
+        CHECK(first.at("reason") == "the interval lies below the threshold");
+        CHECK(first.at("metrics").at(0).at("name") == "cold/hit TTFT ratio");
+        CHECK(verdicts.at("results").at(1).at("outcome") == "pass");
     }
     // One experiment's report would drop the other's verdict from the directory's summary.
     CHECK(contains(error_of([&] { write_reports(dir.path, dir.path, experiment("fleet")); }),
@@ -934,13 +945,13 @@ TEST_CASE("one summary.md covers every experiment in the directory, its outcome 
 }
 
 TEST_CASE("the overall outcome is the worst result's", "[report]") {
-    auto line = [](Outcome o) { return ResultLine{"t", "f.json", o, true}; };
+    auto line = [](Outcome o) { return ResultLine{"t", "f.json", o, true, "", "", {}}; };
     CHECK(overall_outcome({line(Outcome::pass), line(Outcome::pass)}) == Outcome::pass);
     CHECK(overall_outcome({line(Outcome::pass), line(Outcome::indeterminate)}) == Outcome::indeterminate);
     CHECK(overall_outcome({line(Outcome::unverified), line(Outcome::indeterminate)}) == Outcome::unverified);
     CHECK(overall_outcome({line(Outcome::fail), line(Outcome::unverified), line(Outcome::pass)}) == Outcome::fail);
     CHECK(overall_outcome({line(Outcome::fail), line(Outcome::error)}) == Outcome::error);
-    CHECK(contains(overview_markdown({ResultLine{"Phase 1", "results_phase1.json", Outcome::error, false}}),
+    CHECK(contains(overview_markdown({ResultLine{"Phase 1", "results_phase1.json", Outcome::error, false, "", "", {}}}),
                    "| Phase 1 | `results_phase1.json` | ERROR (incomplete run) |"));
 }
 
@@ -994,4 +1005,29 @@ TEST_CASE("a failure in any experiment's report replaces none of the outputs", "
         CHECK(contains(error, "simulated gnuplot failure"));
         unchanged();
     }
+}
+
+TEST_CASE("every kind of experiment has a reporter, and every format's files are cleared", "[report]") {
+    for (const auto& e : experiments()) {
+        CHECK_NOTHROW(experiment_reporter(e.kind));
+        const auto names = report_file_names(e);
+        for (const auto& reporter : reporters())
+            for (const auto& file : reporter.files)
+                CHECK(std::find(names.begin(), names.end(), file) != names.end());
+    }
+    CHECK(reporters().size() == 3);
+}
+
+TEST_CASE("verdicts.json: one line per results file, NaN metrics as null, the worst outcome overall", "[report]") {
+    ExperimentReport a{"experiment1", {}, "", {}};
+    a.results.push_back({"P1", "results_phase1.json", Outcome::pass, true, "ok", "", {{"ratio", 2.5, 2.0, 3.0, ""}}});
+    ExperimentReport b{"experiment2", {}, "", {}};
+    b.results.push_back({"C", "results_curve.json", Outcome::indeterminate, true, "may be zero", "more trials",
+                         {{"cost", 0.2, NAN, NAN, "ms"}}});
+    const auto j = report_detail::verdicts_json({a, b});
+    CHECK(j.at("schema_version") == 1);
+    CHECK(j.at("outcome") == "indeterminate");
+    CHECK(j.at("results").at(0).at("metrics").at(0).at("low") == 2.0);
+    CHECK(j.at("results").at(1).at("metrics").at(0).at("low").is_null());
+    CHECK(j.at("results").at(1).at("fix") == "more trials");
 }

@@ -11,7 +11,7 @@
 #include <set>
 #include <string>
 
-#include "kvgate/results_json.hpp"
+#include "kvgate/model/results_json.hpp"
 
 using namespace kvgate;
 

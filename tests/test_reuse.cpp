@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "kvgate/reuse.hpp"
+#include "kvgate/engine/reuse.hpp"
 
 using namespace kvgate;
 

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "kvgate/verdict.hpp"
+#include "kvgate/experiment/verdict.hpp"
 
 using namespace kvgate;
 

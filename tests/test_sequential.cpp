@@ -5,7 +5,7 @@
 #include <cmath>
 #include <random>
 
-#include "kvgate/sequential.hpp"
+#include "kvgate/stats/sequential.hpp"
 
 using namespace kvgate;
 

@@ -5,7 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include "kvgate/settings.hpp"
+#include "kvgate/model/settings.hpp"
 
 using namespace kvgate;
 

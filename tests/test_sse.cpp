@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "kvgate/sse.hpp"
-#include "kvgate/stream_reader.hpp"
+#include "kvgate/engine/sse.hpp"
+#include "kvgate/http/stream_reader.hpp"
 
 using namespace kvgate;
 

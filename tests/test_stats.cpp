@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "kvgate/stats.hpp"
+#include "kvgate/stats/stats.hpp"
 
 using namespace kvgate;
 

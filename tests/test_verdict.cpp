@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-#include "kvgate/verdict.hpp"
+#include "kvgate/experiment/verdict.hpp"
 
 using namespace kvgate;
 

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "kvgate/results_json.hpp"
-#include "kvgate/verdict.hpp"
+#include "kvgate/experiment/verdict.hpp"
+#include "kvgate/model/results_json.hpp"
 
 using namespace kvgate;
 

@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "kvgate/vllm.hpp"
+#include "kvgate/engine/vllm.hpp"
 
 using namespace kvgate;
 

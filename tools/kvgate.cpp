@@ -1,15 +1,17 @@
 // kvgate's command line, for use outside CTest. Every setting (kvgate settings) is also an
 // environment variable and a CMake cache variable; flags take `--flag value` or `--flag=value`.
-//   kvgate measure [settings...]       one phase on the engine KVGATE_ENGINE names, into KVGATE_OUT
-//   kvgate curve [settings...]         Experiment 2's sweep on a chat server, into KVGATE_OUT
+//   kvgate run EXPERIMENT|PHASE [settings...]   one phase of an experiment (experiment_runners.hpp), into
+//                                      KVGATE_OUT: the phase named, the experiment's only one, or the one
+//                                      on the engine KVGATE_ENGINE names
+//   kvgate measure [settings...]       run, for the phase of the engine KVGATE_ENGINE names
+//   kvgate curve [settings...]         run experiment2: the sweep on a chat server
 //   kvgate report [--in DIR] [--out DIR]   every experiment's figures + one summary.md from the results in DIR
 //   kvgate compare BASELINE CURRENT    the baseline gate on two results files (figure + Markdown into KVGATE_OUT);
 //                                      decides with CURRENT's own verdict, refuses a partial BASELINE
 //   kvgate clear [--out DIR]           removes every experiment's results and reports from DIR
 //   kvgate settings                    the settings table (Markdown)
-// Exit status of measure and compare: 0 pass, 1 fail, 2 indeterminate or unverified, 3 error.
-// Exit status of curve: 0 when curve_verdict passes (every cell reused as predicted, the fit stands,
-// a recomputed token costs time), 1 not, 3 error.
+// Exit status of run, measure, curve and compare (run_record.hpp's exit_code): 0 pass, 1 fail,
+// 2 indeterminate or unverified, 3 error.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,19 +26,14 @@ namespace {
 
 constexpr int kExitError = 3;
 
-int exit_code(kvgate::Outcome o) {
-    switch (o) {
-        case kvgate::Outcome::pass: return 0;
-        case kvgate::Outcome::fail: return 1;
-        case kvgate::Outcome::indeterminate:
-        case kvgate::Outcome::unverified: return 2;
-        case kvgate::Outcome::error: return kExitError;
-    }
-    return kExitError;
+std::vector<std::string> with_front(const std::string& first, std::vector<std::string> rest) {
+    rest.insert(rest.begin(), first);
+    return rest;
 }
 
 const std::string kUsage =
     "usage:\n"
+    "  kvgate run EXPERIMENT|PHASE [settings...]   (experiments: " + kvgate::experiment_list() + ")\n"
     "  kvgate measure --url URL --model NAME [settings...]                  (engine vllm_http)\n"
     "  kvgate measure --engine vllm_python --model PATH [--dummy-weights] [--no-prefix-caching] [settings...]\n"
     "  kvgate curve --url URL --model NAME [--curve-contexts 384,576] [--curve-positions ...] [settings...]\n"
@@ -58,60 +55,32 @@ void no_more(const std::vector<std::string>& rest) {
     if (!rest.empty()) throw std::invalid_argument("unknown argument '" + rest.front() + "'\n" + kUsage);
 }
 
+// Runs one phase through its experiment's runner (the loop the gpu tests share): progress on stderr,
+// the results file checkpointed after every step, the headline on stdout, its outcome the exit status.
+int run_phase_named(const kvgate::PhaseDescriptor& phase, kvgate::Settings s) {
+    s.engine = phase.engine;
+    const auto engine = kvgate::make_engine(s);
+    const auto headline = kvgate::run_experiment_phase(*engine, s, phase, std::cerr);
+    std::cout << kvgate::headline_text(headline, kvgate::results_path(s.out, phase));
+    return kvgate::exit_code(headline.outcome);
+}
+
+int run(const std::vector<std::string>& args) {
+    if (args.empty() || args.front().rfind("--", 0) == 0)
+        throw std::invalid_argument("run takes an experiment (" + kvgate::experiment_list() + ") or a phase\n" + kUsage);
+    kvgate::Settings s;
+    no_more(load(s, {args.begin() + 1, args.end()}));
+    // By value: the reference phase_to_run returns outlives this call, but GCC 13 cannot tell (-Wdangling-reference).
+    const kvgate::PhaseDescriptor phase = kvgate::phase_to_run(args.front(), s.engine);
+    return run_phase_named(phase, std::move(s));
+}
+
+// `kvgate run` for the phase the engine kind runs (KVGATE_ENGINE), as before the verb existed.
 int measure(const std::vector<std::string>& args) {
     kvgate::Settings s;
     no_more(load(s, args));
     const kvgate::PhaseDescriptor phase = kvgate::phase_for_engine(s.engine);
-    const std::filesystem::path out = kvgate::results_path(s.out, phase);
-    std::filesystem::create_directories(out.parent_path());
-    const auto engine = kvgate::make_engine(s);
-    auto result = kvgate::run_phase(*engine, s, phase, [&](const kvgate::PhaseResult& partial, const kvgate::Trial& t) {
-        std::cerr << kvgate::progress_line(partial, t) << std::endl;
-        kvgate::write_results(partial, out);
-    });
-    kvgate::write_results(result, out);
-    const auto& v = result.verdict;
-    std::cout << kvgate::to_string(v.outcome) << ": " << v.reason << "\n";
-    if (!v.fix.empty()) std::cout << "fix: " << v.fix << "\n";
-    std::cout << "results: " << out.string() << "\n";
-    return exit_code(v.outcome);
-}
-
-int curve(const std::vector<std::string>& args) {
-    kvgate::Settings s;
-    no_more(load(s, args));
-    // By value: GCC 13 takes a reference returned for a temporary argument (the std::string made
-    // from curve_phase_name) for a dangling one (-Wdangling-reference).
-    const kvgate::PhaseDescriptor phase = kvgate::phase_descriptor(kvgate::curve_phase_name);
-    const std::filesystem::path out = kvgate::results_path(s.out, phase);
-    std::filesystem::create_directories(out.parent_path());
-    const auto engine = kvgate::make_engine(s);
-    const auto result = kvgate::run_curve(*engine, s, [&](const kvgate::CurveResult& partial, const kvgate::CurveCell& c, int total) {
-        std::cerr << kvgate::curve_progress_line(c, static_cast<int>(partial.cells.size()), total) << std::endl;
-        kvgate::write_file_atomically(out, kvgate::curve_result_json(partial).dump(2) + "\n");
-    });
-    kvgate::write_file_atomically(out, kvgate::curve_result_json(result).dump(2) + "\n");
-    const auto a = kvgate::analyse_curve(result.cells, s.confidence);
-    if (result.fault) std::cout << "fault: " << result.fault->message << "\n";
-    std::cout << a.cells - a.flagged << " of " << a.cells << " cells: server-reported reuse = predicted reuse\n";
-    if (a.fit.ok()) {
-        const auto& f = a.fit;
-        std::cout << "fit: t0 " << f.fixed_ms.estimate << " ms [" << f.fixed_ms.low << ", " << f.fixed_ms.high << "], a "
-                  << f.ms_per_token.estimate << " ms/token [" << f.ms_per_token.low << ", " << f.ms_per_token.high << "]";
-        if (f.attention_term())
-            std::cout << ", b " << f.ms_per_token_context.estimate << " [" << f.ms_per_token_context.low << ", "
-                      << f.ms_per_token_context.high << "]";
-        std::cout << "\n" << f.selection << "\n";
-        if (a.per_token)
-            std::cout << "cost per recomputed token at context " << a.per_token_context << ": " << a.per_token->estimate
-                      << " ms [" << a.per_token->low << ", " << a.per_token->high << "]\n";
-    } else {
-        std::cout << "no fit: " << a.fit.problem << "\n";
-    }
-    std::cout << "wall time " << result.wall_time_s << " s; results: " << out.string() << "\n";
-    const auto verdict = kvgate::curve_verdict(result, a);
-    std::cout << kvgate::to_string(verdict.outcome) << ": " << verdict.reason << "\n";
-    return verdict.outcome == kvgate::Outcome::pass ? 0 : 1;
+    return run_phase_named(phase, std::move(s));
 }
 
 int compare(const std::vector<std::string>& args) {
@@ -145,7 +114,7 @@ int compare(const std::vector<std::string>& args) {
     const auto md = out / (figure.name + ".md");
     std::ofstream(md) << kvgate::baseline_markdown(current, image);
     std::cout << "report: " << md.string() << (image.empty() ? "" : " and " + (out / image).string()) << "\n";
-    return exit_code(v.outcome);
+    return kvgate::exit_code(v.outcome);
 }
 
 int report(const std::vector<std::string>& args) {
@@ -167,7 +136,7 @@ int report(const std::vector<std::string>& args) {
         for (const auto& name : kvgate::report_file_names(*experiment)) {
             const auto ext = std::filesystem::path(name).extension();
             // Baseline figures exist only for phases that ran against a baseline.
-            if ((ext == ".png" || ext == ".md") && std::filesystem::exists(std::filesystem::path(s.out) / name) &&
+            if ((ext == ".png" || ext == ".md" || ext == ".json") && std::filesystem::exists(std::filesystem::path(s.out) / name) &&
                 listed.insert(name).second)
                 std::cout << " " << name;
         }
@@ -207,8 +176,9 @@ int main(int argc, char** argv) {
     const std::string command = args.front();
     args.erase(args.begin());
     try {
+        if (command == "run") return run(args);
         if (command == "measure") return measure(args);
-        if (command == "curve") return curve(args);
+        if (command == "curve") return run(with_front(kvgate::curve_phase_name, args));
         if (command == "report") return report(args);
         if (command == "clear") return clear(args);
         if (command == "compare") return compare(args);

@@ -49,11 +49,12 @@ EOF
 [ -z "$problems" ] || bad "$problems"
 
 # ---- the gate's exit codes -----------------------------------------------------------------------
-gate="phase 1: the prefix cache saves TTFT over HTTP"
+gate="served phase: the cache saves TTFT"  # gpu.phase1.gate's spec
 mkdir -p "$work/engines/apc" "$work/out"
 run_gate() {  # output in $work/gate.log; prints the exit code
   local rc=0
-  env KVGATE_ENGINE_STATE="$work/engines" KVGATE_OUT="$work/out" KVGATE_NEGATIVE_OUT="$work/out" "$@" \
+  env KVGATE_ENGINE_STATE="$work/engines" KVGATE_OUT="$work/out" KVGATE_NEGATIVE_OUT="$work/out" \
+    KVGATE_GATE_PHASE=phase1 KVGATE_GATE_FIXTURE=apc KVGATE_GATE_NOCACHE_FIXTURE=nocache "$@" \
     "$gpu_tests" --warn NoTests "$gate" > "$work/gate.log" 2>&1 || rc=$?
   echo "$rc"
 }

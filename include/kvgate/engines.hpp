@@ -5,14 +5,14 @@
 #include <memory>
 #include <stdexcept>
 
-#include "engine.hpp"
-#include "experiment.hpp"
-#include "fleet_engine.hpp"
-#include "http_engine.hpp"
-#include "llamacpp.hpp"
-#include "python_engine.hpp"
-#include "settings.hpp"
-#include "vllm.hpp"
+#include "kvgate/engine/engine.hpp"
+#include "kvgate/engine/llamacpp.hpp"
+#include "kvgate/engine/vllm.hpp"
+#include "kvgate/http/fleet_engine.hpp"
+#include "kvgate/http/http_engine.hpp"
+#include "kvgate/model/experiment.hpp"
+#include "kvgate/model/settings.hpp"
+#include "kvgate/python/python_engine.hpp"
 
 namespace kvgate {
 

@@ -1,9 +1,9 @@
 // kvgate::core alone: settings, the experiment's phases and the results JSON, with no Python or HTTP.
 #include <iostream>
 
-#include "kvgate/experiment.hpp"
-#include "kvgate/results_json.hpp"
-#include "kvgate/settings.hpp"
+#include "kvgate/model/experiment.hpp"
+#include "kvgate/model/results_json.hpp"
+#include "kvgate/model/settings.hpp"
 
 int main() {
     kvgate::PhaseResult r;

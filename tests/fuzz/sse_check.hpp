@@ -23,8 +23,8 @@
 #include <string_view>
 #include <vector>
 
-#include "kvgate/http_engine.hpp"
-#include "kvgate/sse.hpp"
+#include "kvgate/engine/sse.hpp"
+#include "kvgate/http/http_engine.hpp"
 #include "reference_sse.hpp"
 
 namespace kvgate::fuzz {
