@@ -165,3 +165,12 @@ TEST_CASE("a fleet's placements, replicas and per-replica counters round-trip an
     CHECK_FALSE(plain["cache_hit"]["trials"][0].contains("placement"));
     CHECK_FALSE(plain["cache_evidence"]["prometheus"].contains("per_replica"));
 }
+
+TEST_CASE("a results file read back keeps the bar and the confidence it was decided at", "[results_json]") {
+    PhaseResult r = phase_result_from_json(load(fixture), "fixture", &phase_descriptor("phase1"));
+    r.verdict.threshold_pct = 25;
+    r.verdict.confidence = 0.9;
+    const PhaseResult back = phase_result_from_json(to_json(r), "written");
+    CHECK(back.settings.threshold_pct == 25);
+    CHECK(back.settings.confidence == 0.9);
+}

@@ -1,7 +1,8 @@
 // What kvgate can run: experiments made of phases, each phase one engine kind with its own results
-// file. The protocol, the report step and every reporter loop over these descriptors; nothing else
-// names a phase. Adding a phase is one entry here; adding an engine kind is one value and one name
-// here plus one factory entry (engines.hpp).
+// file. `kvgate run`, the protocol, the report step and every reporter loop over these descriptors;
+// nothing else names a phase. Adding a phase is one entry here; adding an engine kind is one value
+// and one name here plus one factory entry (engines.hpp); adding a kind of experiment, one value of
+// ExperimentKind with its runner and its report (docs/engines.md counts the files).
 #pragma once
 
 #include <stdexcept>
@@ -59,8 +60,9 @@ struct PhaseDescriptor {
     bool operator!=(const PhaseDescriptor& o) const { return !(*this == o); }
 };
 
-// How an experiment's results are shaped: Experiment 1's hit/miss phases (PhaseResult), or
-// Experiment 2's sweep over edit positions (curve.hpp, its own results file and figure).
+// How an experiment runs and what its results are: Experiment 1's hit/miss phases (PhaseResult), or
+// Experiment 2's sweep over edit positions (curve.hpp, its own results file and figure). Each kind has
+// one runner (experiment_runners.hpp) and one report (report_experiments.hpp).
 enum class ExperimentKind { hit_miss, curve };
 
 struct Experiment {

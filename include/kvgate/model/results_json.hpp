@@ -680,6 +680,10 @@ inline PhaseResult phase_result_from_json(const nlohmann::json& doc, const std::
         r.settings.max_trials = r.settings.trials;
         r.settings.time_budget_s = 0;
     }
+    // The bar and the confidence the run was decided at are the verdict's (decide() records them):
+    // a file read back keeps them rather than taking the defaults.
+    if (r.verdict.threshold_pct > 0) r.settings.threshold_pct = r.verdict.threshold_pct;
+    if (r.verdict.confidence > 0) r.settings.confidence = r.verdict.confidence;
     std::stable_sort(r.trials.begin(), r.trials.end(), [](const Trial& a, const Trial& b) { return a.index < b.index; });
     return r;
 }
