@@ -28,7 +28,7 @@
 
 namespace {
 
-using kvgate::BaselineOutcome;
+using kvgate::Outcome;
 using kvgate::RunSample;
 
 struct Pairs {
@@ -91,7 +91,7 @@ RunSample pick(const RunSample& all, const std::vector<std::size_t>& idx) {
 
 struct Draw {
     double estimate, low, high;
-    BaselineOutcome outcome;
+    Outcome outcome;
 };
 
 // Wilson score interval for k of n at 95 %.
@@ -191,11 +191,11 @@ int main(int argc, char** argv) {
             const auto cmp = kvgate::compare_to_baseline(base, current, settings);
             const auto& w = cmp.saving.interval;
             draws.push_back({w.estimate, w.low, w.high, cmp.outcome});
-            fails += cmp.outcome == BaselineOutcome::fail;
-            passes += cmp.outcome == BaselineOutcome::pass;
+            fails += cmp.outcome == Outcome::fail;
+            passes += cmp.outcome == Outcome::pass;
             // The worst healthy case: the same pairs with the current saving shrunk by exactly the bar.
             for (double& x : current.log_ratios) x += std::log(bar);
-            at_bar_fails += kvgate::compare_to_baseline(base, current, settings).outcome == BaselineOutcome::fail;
+            at_bar_fails += kvgate::compare_to_baseline(base, current, settings).outcome == Outcome::fail;
         }
         // What the design predicts for no change at this spread and these sizes.
         const double se = sd * std::sqrt(1.0 / nb + 1.0 / nc);
@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
         dat << "# rank estimate low high outcome(0 pass,1 fail,2 indeterminate)\n";
         for (std::size_t k = 0; k < draws.size(); ++k)
             dat << k << ' ' << draws[k].estimate << ' ' << draws[k].low << ' ' << draws[k].high << ' '
-                << (draws[k].outcome == BaselineOutcome::pass ? 0 : draws[k].outcome == BaselineOutcome::fail ? 1 : 2)
+                << (draws[k].outcome == Outcome::pass ? 0 : draws[k].outcome == Outcome::fail ? 1 : 2)
                 << '\n';
     }
     std::ofstream(out / "summary.json") << summary.dump(2) << '\n';

@@ -44,12 +44,12 @@ enum class Stalls { off, independent, burst };
 // The settings the gate runs with (the issue's): the simulated rounds have no warm-ups and no cache evidence.
 kvgate::Settings gate_settings() {
     kvgate::Settings s;
-    s.trials = 10;
-    s.max_trials = 40;
-    s.warmup = 0;
-    s.threshold_pct = 10;
-    s.confidence = 0.95;
-    s.time_budget_s = 0;  // the budget is wall time, which a simulation does not spend
+    s.hit_miss.trials = 10;
+    s.hit_miss.max_trials = 40;
+    s.hit_miss.warmup = 0;
+    s.gate.threshold_pct = 10;
+    s.gate.confidence = 0.95;
+    s.hit_miss.time_budget_s = 0;  // the budget is wall time, which a simulation does not spend
     return s;
 }
 
@@ -101,7 +101,7 @@ Gate simulate(const std::vector<Round>& pool, bool three_arm, Stalls stalls, dou
     std::uniform_real_distribution<double> unit(0, 1), factor(3, 8);
     // The burst seen in a healthy run: four consecutive hits stalled, starting anywhere before the first look.
     const int burst_from =
-        stalls == Stalls::burst ? std::uniform_int_distribution<int>(0, r.settings.trials - 1)(rng) : -1;
+        stalls == Stalls::burst ? std::uniform_int_distribution<int>(0, r.settings.hit_miss.trials - 1)(rng) : -1;
     int round = 0;
     const auto add_round = [&] {
         const Round& d = pool[pick(rng)];
@@ -119,9 +119,9 @@ Gate simulate(const std::vector<Round>& pool, bool three_arm, Stalls stalls, dou
         }
         ++round;
     };
-    while (round < r.settings.trials) add_round();
+    while (round < r.settings.hit_miss.trials) add_round();
     while (!kvgate::rounds_done(r, 0)) add_round();
-    kvgate::decide(r, r.settings.threshold_pct, r.settings.confidence);  // as run_phase does after the last round
+    kvgate::decide(r, r.settings.gate.threshold_pct, r.settings.gate.confidence);  // as run_phase does after the last round
     const Outcome o = r.verdict.outcome;
     if ((o != Outcome::pass && o != Outcome::fail && o != Outcome::indeterminate) ||
         r.verdict.evidence.rfind("timing only", 0) != 0)
@@ -189,13 +189,13 @@ int main(int argc, char** argv) {
         pool.insert(pool.end(), rounds.begin(), rounds.end());
     }
     const kvgate::Settings s = gate_settings();
-    const double bar = kvgate::threshold_ratio(s.threshold_pct);
+    const double bar = kvgate::threshold_ratio(s.gate.threshold_pct);
     std::printf("pool: %zu rounds; median miss/hit %.3f", pool.size(), median_ratio(pool, &Round::miss));
     if (three_arm) std::printf(", cold/hit %.3f\n", median_ratio(pool, &Round::cold));
     else std::printf("; TWO-ARM: a file has no cache_cold, so the gates simulate the miss/hit contrast only\n");
     std::printf("gate: trials %d, max_trials %d, threshold %.0f%% (bar %.2f), confidence %.2f, no time budget, timing "
                 "only; %ld gates per scenario, seed %llu\n",
-                s.trials, s.max_trials, s.threshold_pct, bar, s.confidence, gates, seed);
+                s.hit_miss.trials, s.hit_miss.max_trials, s.gate.threshold_pct, bar, s.gate.confidence, gates, seed);
     if (stalls == Stalls::off) std::printf("stalls: off\n");
     else std::printf("stalls: each request x U[3,8] with probability %.3f%s\n", stall_p,
                      stalls == Stalls::burst ? "; and in every gate one burst: 4 consecutive hits x U[3,8]" : "");

@@ -51,7 +51,7 @@ struct Options {
     int n = 300;
     int warmup = 10;
     kvgate::bench::OracleConfig oracle;
-    std::string python = kvgate::settings_from_env().venv + "/bin/python";  // KVGATE_VENV
+    std::string python = kvgate::settings_from_env().python.venv + "/bin/python";  // KVGATE_VENV
     std::string py_clients = KVGATE_BENCH_PY_CLIENTS;
     std::vector<std::string> python_clients = {"aiohttp", "httpx", "openai"};
     bool probes = true;
@@ -112,14 +112,14 @@ std::vector<OracleRecord> measured_records(const OracleServer& oracle, std::uint
 
 kvgate::Settings kvgate_settings(const OracleServer& oracle) {
     kvgate::Settings s;
-    s.url = oracle.url();
-    s.model = "oracle";
+    s.target.url = oracle.url();
+    s.target.model = "oracle";
     return s;
 }
 
 // kvgate's shipped HttpEngine, on one keep-alive connection; Completion::sent is its stamps' origin.
 ClientResult run_kvgate(OracleServer& oracle, const Options& o) {
-    kvgate::HttpEngine engine(kvgate_settings(oracle), std::make_unique<kvgate::vllm::Dialect>());
+    kvgate::HttpEngine engine(kvgate_settings(oracle).target, std::make_unique<kvgate::vllm::Dialect>());
     const auto complete = [&] {
         auto c = engine.complete(o.prompt, o.oracle.tokens);
         if (c.fault) throw std::runtime_error("kvgate HttpEngine: " + std::string(kvgate::to_string(c.fault->kind)) + ": " + c.fault->message);

@@ -39,15 +39,15 @@ inline std::map<std::string, std::string> read_engine_env(const std::string& fix
 // another server (with that server's name the local engine answers 404).
 inline Settings with_fixture_engine(Settings s, const std::map<std::string, std::string>& engine_env) {
     if (auto url = engine_env.find("KVGATE_URL"); url != engine_env.end() && !url->second.empty())
-        s.url = checked_url(url->second);
+        s.target.url = checked_url(url->second);
     if (auto model = engine_env.find("KVGATE_MODEL"); model != engine_env.end() && !model->second.empty())
-        s.model = model->second;
+        s.target.model = model->second;
     // llama.cpp's cache switches are request fields: the client must send what the fixture's server was
     // started for (its no-cache variant only changes the server's default).
     if (auto cache = engine_env.find("KVGATE_LLAMACPP_CACHE_PROMPT"); cache != engine_env.end())
         s.prefix_caching = cache->second != "0";
     if (auto reuse = engine_env.find("KVGATE_LLAMACPP_CACHE_REUSE"); reuse != engine_env.end() && !reuse->second.empty())
-        s.llamacpp_cache_reuse = static_cast<int>(detail::parse_int("KVGATE_LLAMACPP_CACHE_REUSE", reuse->second, 0, 1 << 20));
+        s.llamacpp.cache_reuse = static_cast<int>(detail::parse_int("KVGATE_LLAMACPP_CACHE_REUSE", reuse->second, 0, 1 << 20));
     return s;
 }
 

@@ -8,11 +8,11 @@ using namespace kvgate;
 
 TEST_CASE("curve: reuse matches the prediction at every point and the slope is above zero", "[gpu][curve]") {
     Settings s = testing::http_settings("apc");
-    s.endpoint = Endpoint::chat;  // the conversation is sent as chat messages
+    s.target.endpoint = Endpoint::chat;  // the conversation is sent as chat messages
     const std::filesystem::path path = results_path(s.out, phase_descriptor(curve_phase_name));
     const auto engine = make_engine(s);
     const auto r = record_curve(*engine, s, path, std::cout);  // the loop `kvgate run experiment2` uses
-    const auto a = analyse_curve(r.cells, s.confidence);
+    const auto a = analyse_curve(r.cells, s.gate.confidence);
     const auto verdict = curve_verdict(r, a);  // the CLI's rule: it must agree with the checks below
     std::cout << headline_text(curve_headline(r), path) << std::flush;
     INFO("fault: " << (r.fault ? r.fault->message : "none"));

@@ -14,9 +14,9 @@ Settings fleet_settings(const std::string& policy) {
     const auto env = testing::read_engine_env(fixture);
     Settings s = testing::with_fixture_engine(settings_from_env(), env);
     s.engine = EngineKind::vllm_fleet;
-    if (auto it = env.find("KVGATE_FLEET_REPLICA_URLS"); it != env.end()) s.fleet_replica_urls = it->second;
-    if (auto it = env.find("KVGATE_FLEET_POLICY"); it != env.end() && !it->second.empty()) s.fleet_policy = it->second;
-    if (s.url.empty())
+    if (auto it = env.find("KVGATE_FLEET_REPLICA_URLS"); it != env.end()) s.fleet.replica_urls = it->second;
+    if (auto it = env.find("KVGATE_FLEET_POLICY"); it != env.end() && !it->second.empty()) s.fleet.policy = it->second;
+    if (s.target.url.empty())
         testing::skip_or_fail("no fleet: fixture '" + fixture + "' started none (see engine.fleet." + policy +
                               ".start's output) and KVGATE_URL is not set");
     s.out = (std::filesystem::path(s.out) / "fleet" / policy).string();

@@ -10,10 +10,10 @@ namespace {
 // load it).
 Settings phase2_settings(bool prefix_caching) {
     Settings s = settings_from_env();
-    if (auto problem = python_environment_problem(s.venv)) testing::skip_or_fail("phase 2 cannot run: " + *problem);
+    if (auto problem = python_environment_problem(s.python.venv)) testing::skip_or_fail("phase 2 cannot run: " + *problem);
     const std::string default_model = "models/opt-125m-dummy";  // as engine.sh, from the repository root
-    s.model = testing::env_or("KVGATE_ENGINE_MODEL", default_model);
-    s.dummy_weights = s.model == default_model;
+    s.target.model = testing::env_or("KVGATE_ENGINE_MODEL", default_model);
+    s.python.dummy_weights = s.target.model == default_model;
     s.prefix_caching = prefix_caching;
     return s;
 }

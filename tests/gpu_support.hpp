@@ -35,7 +35,7 @@ inline std::string env_or(const char* name, const std::string& fallback) {
 inline Settings http_settings(const std::string& fixture, EngineKind kind = EngineKind::vllm_http) {
     Settings s = with_fixture_engine(settings_from_env(), read_engine_env(fixture));
     s.engine = kind;
-    if (s.url.empty())
+    if (s.target.url.empty())
         skip_or_fail("no engine: fixture '" + fixture + "' started none (see engine." + fixture +
                      ".start's output) and KVGATE_URL is not set");
     return s;
@@ -57,7 +57,7 @@ inline PhaseResult measure_and_report(Settings s, const PhaseDescriptor& phase, 
 // timing. So no warm-up pair (it steadies timings), and the run stops once the evidence has decided.
 inline PhaseResult measure_negative_control(Settings s, const PhaseDescriptor& phase) {
     s.out = env_or("KVGATE_NEGATIVE_OUT", "negative");
-    s.warmup = 0;
+    s.hit_miss.warmup = 0;
     return measure_and_report(std::move(s), phase, stop_when_evidence_decides());
 }
 

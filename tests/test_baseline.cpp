@@ -52,7 +52,7 @@ TEST_CASE("baseline decision: fail, pass and indeterminate on synthetic runs", "
     const RunSample base = run(4.0, spread);
     SECTION("the saving shrank from 4x to 2.8x: fail") {
         const auto c = compare_to_baseline(base, run(2.8, spread));
-        CHECK(c.outcome == BaselineOutcome::fail);
+        CHECK(c.outcome == Outcome::fail);
         CHECK(c.saving.interval.estimate == Approx(0.7));
         CHECK(c.saving.interval.high < 0.9);
         CHECK(c.baseline_ratio == Approx(4.0 * std::exp(mean(spread))));
@@ -61,13 +61,13 @@ TEST_CASE("baseline decision: fail, pass and indeterminate on synthetic runs", "
     }
     SECTION("unchanged: pass") {
         const auto c = compare_to_baseline(base, run(4.0, spread));
-        CHECK(c.outcome == BaselineOutcome::pass);
+        CHECK(c.outcome == Outcome::pass);
         CHECK(c.saving.interval.estimate == Approx(1.0));
         CHECK(c.saving.interval.low >= 0.9);
         CHECK(c.fix.empty());
     }
     SECTION("a faster cache is no regression") {
-        CHECK(compare_to_baseline(base, run(6.0, spread)).outcome == BaselineOutcome::pass);
+        CHECK(compare_to_baseline(base, run(6.0, spread)).outcome == Outcome::pass);
     }
     SECTION("noisy pairs near the bar: indeterminate, and the pairs it names decide") {
         // A baseline of 40 pairs, a current run of 4, both with a spread of about 0.1 in ln ratio.
@@ -77,20 +77,20 @@ TEST_CASE("baseline decision: fail, pass and indeterminate on synthetic runs", "
         const RunSample noisy_base = run(4.0, wide);
         const std::vector<double> four(wide.begin(), wide.begin() + 4);
         const auto c = compare_to_baseline(noisy_base, run(4.0 * 0.97, four));
-        REQUIRE(c.outcome == BaselineOutcome::indeterminate);
+        REQUIRE(c.outcome == Outcome::indeterminate);
         REQUIRE(c.saving.pairs_needed > 4);
         CHECK_THAT(c.fix, Catch::Contains("more pairs in this run: about " + std::to_string(c.saving.pairs_needed)));
         // The baseline keeps its pairs; the current run repeats its pattern up to that many.
         std::vector<double> more;
         while (static_cast<int>(more.size()) < c.saving.pairs_needed) more.push_back(four[more.size() % four.size()]);
         const auto decided = compare_to_baseline(noisy_base, run(4.0 * 0.97, more));
-        CHECK(decided.outcome == BaselineOutcome::pass);
+        CHECK(decided.outcome == Outcome::pass);
         // Not wildly more than needed either: the fewest pairs of that pattern that decide.
         int fewest = 5;
         for (std::vector<double> p; fewest <= c.saving.pairs_needed; ++fewest) {
             p.assign(four.begin(), four.end());
             while (static_cast<int>(p.size()) < fewest) p.push_back(four[p.size() % four.size()]);
-            if (compare_to_baseline(noisy_base, run(4.0 * 0.97, p)).outcome == BaselineOutcome::pass) break;
+            if (compare_to_baseline(noisy_base, run(4.0 * 0.97, p)).outcome == Outcome::pass) break;
         }
         INFO("named " << c.saving.pairs_needed << ", fewest that decide " << fewest);
         CHECK(c.saving.pairs_needed >= fewest);  // the repeated pattern's spread is a little smaller
@@ -99,12 +99,12 @@ TEST_CASE("baseline decision: fail, pass and indeterminate on synthetic runs", "
     SECTION("a small noisy baseline: more current pairs cannot decide, the baseline must grow too") {
         const RunSample small_base = run(4.0, {-0.2, 0.2});
         const auto c = compare_to_baseline(small_base, run(3.8, spread));
-        REQUIRE(c.outcome == BaselineOutcome::indeterminate);
+        REQUIRE(c.outcome == Outcome::indeterminate);
         CHECK_THAT(c.fix, Catch::Contains("the baseline's 2 pairs alone"));
     }
     SECTION("an estimate exactly on the bar") {
         const auto c = compare_to_baseline(base, run(4.0 * 0.9, spread));
-        CHECK(c.outcome == BaselineOutcome::indeterminate);
+        CHECK(c.outcome == Outcome::indeterminate);
         CHECK_THAT(c.fix, Catch::Contains("sits on the bar"));
         CHECK(c.saving.pairs_needed == 0);
     }
@@ -115,27 +115,27 @@ TEST_CASE("the hit-TTFT comparison: reported always, decisive only when asked", 
     const RunSample base = run(4.0, spread, 100);
     const RunSample slower = run(4.0, spread, 130);
     const auto c = compare_to_baseline(base, slower);
-    CHECK(c.saving.outcome == BaselineOutcome::pass);
-    CHECK(c.hit_ttft.outcome == BaselineOutcome::fail);
+    CHECK(c.saving.outcome == Outcome::pass);
+    CHECK(c.hit_ttft.outcome == Outcome::fail);
     CHECK(c.hit_ttft.interval.estimate == Approx(1.3));
     CHECK(c.hit_ttft.bar == Approx(1 / 0.9));
-    CHECK(c.outcome == BaselineOutcome::pass);
+    CHECK(c.outcome == Outcome::pass);
     BaselineSettings gate;
     gate.gate_hit_ttft = true;
     const auto g = compare_to_baseline(base, slower, gate);
-    CHECK(g.outcome == BaselineOutcome::fail);
+    CHECK(g.outcome == Outcome::fail);
     CHECK_THAT(g.reason, Catch::Contains("hit TTFT"));
-    CHECK(compare_to_baseline(base, run(4.0, spread, 101), gate).outcome == BaselineOutcome::pass);
+    CHECK(compare_to_baseline(base, run(4.0, spread, 101), gate).outcome == Outcome::pass);
 }
 
 TEST_CASE("baseline errors: too few pairs, no spread, misuse", "[baseline]") {
     const RunSample base = run(4.0, spread);
     const auto few = compare_to_baseline(base, run(4.0, {0.01}));
-    CHECK(few.outcome == BaselineOutcome::error);
+    CHECK(few.outcome == Outcome::error);
     CHECK_THAT(few.reason, Catch::Contains("baseline 10, current 1"));
     // Two identical pairs in each run: a zero-width interval must not pass.
     const auto flat = compare_to_baseline(run(4.0, {0, 0}), run(4.0, {0, 0}));
-    CHECK(flat.outcome == BaselineOutcome::error);
+    CHECK(flat.outcome == Outcome::error);
     CHECK_THAT(flat.reason, Catch::Contains("no spread"));
     BaselineSettings bad;
     bad.regression_pct = 0;
@@ -203,8 +203,8 @@ TEST_CASE("false alarms: the design's rate and a simulation agree", "[baseline]"
     const int sims = 2000;
     int at_bar = 0, at_one = 0;
     for (int i = 0; i < sims; ++i) {
-        if (compare_to_baseline(draw(1.0), draw(0.9)).outcome == BaselineOutcome::fail) ++at_bar;
-        if (compare_to_baseline(draw(1.0), draw(1.0)).outcome == BaselineOutcome::fail) ++at_one;
+        if (compare_to_baseline(draw(1.0), draw(0.9)).outcome == Outcome::fail) ++at_bar;
+        if (compare_to_baseline(draw(1.0), draw(1.0)).outcome == Outcome::fail) ++at_one;
     }
     // Binomial sd at 2.5 % over 2000 runs is 0.35 %; Welch's df approximation adds a little.
     CHECK(at_bar / double(sims) == Approx(0.025).margin(0.011));

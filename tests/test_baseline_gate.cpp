@@ -16,7 +16,7 @@ namespace {
 PhaseResult run_at(double ratio, int pairs = 10, const std::string& model = "m") {
     PhaseResult r;
     r.phase = phase_descriptor("phase1");
-    r.settings.model = model;
+    r.settings.target.model = model;
     r.engine.name = "vllm";
     r.engine.endpoint = "/v1/chat/completions";
     r.engine.block_size = 16;
@@ -32,7 +32,7 @@ PhaseResult run_at(double ratio, int pairs = 10, const std::string& model = "m")
             r.trials.push_back(t);
         }
     decide(r, 10, 0.95);
-    r.settings.trials = pairs;
+    r.settings.hit_miss.trials = pairs;
     r.complete = true;
     return r;
 }
@@ -41,7 +41,7 @@ PhaseResult run_at(double ratio, int pairs = 10, const std::string& model = "m")
 // with the pass its pairs would give (a file may say anything).
 PhaseResult killed_at(int pairs) {
     PhaseResult r = run_at(4.0, pairs);
-    r.settings.trials = 10;
+    r.settings.hit_miss.trials = 10;
     r.complete = false;
     return r;
 }
@@ -62,7 +62,7 @@ TEST_CASE("the same saving passes the baseline gate and a halved saving fails it
     const LoadedBaseline base{"b.json", run_at(4.0)};
     PhaseResult same = run_at(4.0);
     same.baseline = compare_runs(base, same, 10, {});
-    CHECK(same.baseline->outcome == "pass");
+    CHECK(same.baseline->outcome == Outcome::pass);
     fold_baseline(same.verdict, *same.baseline);
     CHECK(same.verdict.outcome == Outcome::pass);
     CHECK_THAT(same.verdict.reason, Catch::Contains("baseline b.json (revision abc): pass"));
@@ -70,7 +70,7 @@ TEST_CASE("the same saving passes the baseline gate and a halved saving fails it
     PhaseResult halved = run_at(2.0);
     REQUIRE(halved.verdict.outcome == Outcome::pass);  // 2x still clears the absolute 10 %
     halved.baseline = compare_runs(base, halved, 10, {});
-    CHECK(halved.baseline->outcome == "fail");
+    CHECK(halved.baseline->outcome == Outcome::fail);
     CHECK(halved.baseline->ratio_estimate == Approx(0.5).epsilon(0.05));
     CHECK(halved.baseline->baseline_pair_ratios.size() == 10);
     fold_baseline(halved.verdict, *halved.baseline);
@@ -85,7 +85,7 @@ TEST_CASE("an indeterminate absolute verdict becomes a fail when the baseline ga
     v.reason = "the interval straddles the threshold";
     v.fix = "more trials";
     BaselineRecord rec;
-    rec.outcome = "fail";
+    rec.outcome = Outcome::fail;
     rec.path = "b.json";
     fold_baseline(v, rec);
     CHECK(v.outcome == Outcome::fail);
@@ -98,7 +98,7 @@ TEST_CASE("a pass the baseline could not compare stays a pass, with the pairs ne
     v.outcome = Outcome::pass;
     v.reason = "the interval's lower bound clears the threshold";
     BaselineRecord rec;
-    rec.outcome = "indeterminate";
+    rec.outcome = Outcome::indeterminate;
     rec.path = "b.json";
     rec.reason = "the interval straddles the regression bar";
     rec.fix = "record the baseline and this run with about 25 pairs each (--trials 25)";
@@ -114,7 +114,7 @@ TEST_CASE("a verdict that did not pass keeps its outcome beside the comparison",
     v.outcome = Outcome::unverified;
     v.reason = "misses were cached";
     BaselineRecord rec;
-    rec.outcome = "fail";
+    rec.outcome = Outcome::fail;
     rec.path = "b.json";
     fold_baseline(v, rec);
     CHECK(v.outcome == Outcome::unverified);
@@ -125,7 +125,7 @@ TEST_CASE("a baseline of another model is refused unless declared comparable and
           "[baseline_gate]") {
     const auto path = temp_file(run_at(4.0, 4, "other-model"), "refusal");
     const LoadedBaseline b = load_baseline(path.parent_path().string(), phase_descriptor("phase1"));  // a directory
-    CHECK(b.result.settings.model == "other-model");
+    CHECK(b.result.settings.target.model == "other-model");
     const PhaseResult current = run_at(4.0, 4);
     CHECK_THROWS_WITH(check_baseline(b, current, false),
                       Catch::Contains("model (baseline 'other-model', current 'm')") &&
@@ -142,7 +142,7 @@ TEST_CASE("the comparison survives the results file", "[baseline_gate]") {
     r.baseline = compare_runs(base, r, 10, {"model (x)"});
     const PhaseResult back = read_results_file(temp_file(r, "roundtrip"));
     REQUIRE(back.baseline);
-    CHECK(back.baseline->outcome == "fail");
+    CHECK(back.baseline->outcome == Outcome::fail);
     CHECK(back.baseline->differences == std::vector<std::string>{"model (x)"});
     CHECK(back.baseline->ratio_high == Approx(r.baseline->ratio_high));
     CHECK(back.baseline->baseline_pair_ratios.size() == 10);
@@ -152,12 +152,12 @@ TEST_CASE("compare passes only a finished run whose own verdict passed", "[basel
     const LoadedBaseline base{"b.json", run_at(4.0)};
     PhaseResult same = run_at(4.0);
     const BaselineRecord rec = compare_runs(base, same, 10, {});
-    REQUIRE(rec.outcome == "pass");
+    REQUIRE(rec.outcome == Outcome::pass);
     CHECK(compare_verdict(same, rec).outcome == Outcome::pass);
 
     const PhaseResult killed = killed_at(3);
     const BaselineRecord killed_rec = compare_runs(base, killed, 10, {});
-    REQUIRE(killed_rec.outcome != "error");  // three pairs do compare
+    REQUIRE(killed_rec.outcome != Outcome::error);  // three pairs do compare
     const Verdict partial = compare_verdict(killed, killed_rec);
     CHECK(partial.outcome == Outcome::error);
     CHECK_THAT(partial.reason, Catch::StartsWith("the current run is partial (\"complete\": false, 3 of 10 pairs "

@@ -343,7 +343,7 @@ TEST_CASE("the default sweep fits in 3 minutes on the seed's CPU vLLM", "[conver
     CHECK(estimated_sweep_seconds(measured_sweep, measured) == Approx(219).epsilon(0.15));
 
     SweepCostModel now = measured;
-    now.settle_ms = Settings{}.curve_settle_ms;
+    now.settle_ms = CurveSpec{}.settle_ms;
     const double seconds = estimated_sweep_seconds(SweepSpec{}, now);
     INFO("the defaults: " << seconds << " s");
     CHECK(seconds <= 165);  // room under 180 s for a busier machine

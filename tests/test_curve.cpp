@@ -86,11 +86,11 @@ private:
 
 Settings small_sweep() {
     Settings s;
-    s.curve_settle_ms = 0;
+    s.curve.settle_ms = 0;
     s.seed = 7;
-    s.curve_contexts = "256,512";
-    s.curve_positions = "0,0.5,1";
-    s.curve_trials = 2;
+    s.curve.contexts = "256,512";
+    s.curve.positions = "0,0.5,1";
+    s.curve.trials = 2;
     return s;
 }
 
@@ -219,7 +219,7 @@ TEST_CASE("curve: an engine without chat messages and bad sweep settings are ref
     CHECK_THROWS_WITH(run_curve(prompt_only, small_sweep()), Catch::Contains("--endpoint chat"));
     ScriptedChatEngine engine;
     auto s = small_sweep();
-    s.curve_positions = "0,0.01";  // both resolve to the first exchange
+    s.curve.positions = "0,0.01";  // both resolve to the first exchange
     CHECK_THROWS_WITH(run_curve(engine, s), Catch::Contains("use fewer positions"));
     Settings parsed;
     CHECK_THROWS_WITH(apply_flags(parsed, {"--curve-contexts", "384,x"}), Catch::Contains("KVGATE_CURVE_CONTEXTS"));

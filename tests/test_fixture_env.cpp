@@ -13,8 +13,8 @@ using namespace kvgate;
 
 TEST_CASE("a fixture's engine wins over KVGATE_URL and KVGATE_MODEL", "[fixture_env]") {
     Settings user;
-    user.url = "http://gpu-box:8000";
-    user.model = "served-name";
+    user.target.url = "http://gpu-box:8000";
+    user.target.model = "served-name";
     const auto path = std::filesystem::temp_directory_path() / "kvgate-fixture-env-test.env";
     {
         std::ofstream out(path);
@@ -26,16 +26,16 @@ TEST_CASE("a fixture's engine wins over KVGATE_URL and KVGATE_MODEL", "[fixture_
     const auto env = testing::read_engine_env_file(path.string());
     std::filesystem::remove(path);
     const Settings s = testing::with_fixture_engine(user, env);
-    CHECK(s.url == "http://127.0.0.1:41234");  // a root URL, trailing slash dropped
-    CHECK(s.model == "models/opt-125m dummy");
+    CHECK(s.target.url == "http://127.0.0.1:41234");  // a root URL, trailing slash dropped
+    CHECK(s.target.model == "models/opt-125m dummy");
 }
 
 TEST_CASE("without a fixture's engine the user's server and model stay", "[fixture_env]") {
     Settings user;
-    user.url = "http://gpu-box:8000";
-    user.model = "served-name";
+    user.target.url = "http://gpu-box:8000";
+    user.target.model = "served-name";
     const Settings s = testing::with_fixture_engine(user, testing::read_engine_env_file("/nonexistent/engine.env"));
-    CHECK(s.url == "http://gpu-box:8000");
-    CHECK(s.model == "served-name");
-    CHECK(testing::with_fixture_engine(user, {{"KVGATE_URL", ""}, {"KVGATE_MODEL", ""}}).model == "served-name");
+    CHECK(s.target.url == "http://gpu-box:8000");
+    CHECK(s.target.model == "served-name");
+    CHECK(testing::with_fixture_engine(user, {{"KVGATE_URL", ""}, {"KVGATE_MODEL", ""}}).target.model == "served-name");
 }

@@ -120,11 +120,11 @@ struct FakeRouter {
 Settings fleet_settings(const std::string& router, const std::string& replicas) {
     Settings s;
     s.engine = EngineKind::vllm_fleet;
-    s.url = router;
-    s.model = "m";
-    s.fleet_replica_urls = replicas;
-    s.fleet_policy = "round_robin";
-    s.read_timeout_s = 10;
+    s.target.url = router;
+    s.target.model = "m";
+    s.fleet.replica_urls = replicas;
+    s.fleet.policy = "round_robin";
+    s.target.read_timeout_s = 10;
     return s;
 }
 
@@ -139,7 +139,8 @@ std::vector<std::unique_ptr<FakeReplica>> replicas(int n) {
 TEST_CASE("FleetEngine: each request is placed on the replica whose counters moved", "[fleet_engine]") {
     auto fleet = replicas(2);
     FakeRouter router(fleet, [](int k) { return k % 2; }, false);
-    FleetEngine engine(fleet_settings(router.url(), fleet[0]->url() + "," + fleet[1]->url()));
+    const Settings engine_settings = fleet_settings(router.url(), fleet[0]->url() + "," + fleet[1]->url());
+    FleetEngine engine(engine_settings.target, engine_settings.fleet);
     for (int k = 0; k < 4; ++k) {
         const Completion c = engine.complete("hello", 1);
         REQUIRE_FALSE(c.fault);
@@ -162,7 +163,8 @@ TEST_CASE("FleetEngine: each request is placed on the replica whose counters mov
 TEST_CASE("FleetEngine: a request no replica's counters show is not placed, and says why", "[fleet_engine]") {
     auto fleet = replicas(2);
     FakeRouter router(fleet, [](int) { return -1; }, false);
-    FleetEngine engine(fleet_settings(router.url(), fleet[0]->url() + "," + fleet[1]->url()));
+    const Settings engine_settings = fleet_settings(router.url(), fleet[0]->url() + "," + fleet[1]->url());
+    FleetEngine engine(engine_settings.target, engine_settings.fleet);
     const Completion c = engine.complete("hello", 1);
     REQUIRE(c.record.placement);
     CHECK(c.record.placement->outcome == PlacementOutcome::none_moved);
@@ -171,7 +173,8 @@ TEST_CASE("FleetEngine: a request no replica's counters show is not placed, and 
 TEST_CASE("FleetEngine: an unreachable replica leaves the placement and the sum unknown", "[fleet_engine]") {
     auto fleet = replicas(1);
     FakeRouter router(fleet, [](int) { return 0; }, false);
-    FleetEngine engine(fleet_settings(router.url(), fleet[0]->url() + ",http://127.0.0.1:9"));
+    const Settings engine_settings = fleet_settings(router.url(), fleet[0]->url() + ",http://127.0.0.1:9");
+    FleetEngine engine(engine_settings.target, engine_settings.fleet);
     const Completion c = engine.complete("hello", 1);
     REQUIRE(c.record.placement);
     CHECK(c.record.placement->outcome == PlacementOutcome::unreadable);
@@ -182,7 +185,8 @@ TEST_CASE("FleetEngine: an unreachable replica leaves the placement and the sum 
 TEST_CASE("FleetEngine: the replicas are learned from the router's /list_workers when not named", "[fleet_engine]") {
     auto fleet = replicas(2);
     FakeRouter router(fleet, [](int) { return 1; }, true);
-    FleetEngine engine(fleet_settings(router.url(), ""));
+    const Settings engine_settings = fleet_settings(router.url(), "");
+    FleetEngine engine(engine_settings.target, engine_settings.fleet);
     CHECK(engine.replica_urls() == std::vector<std::string>{fleet[0]->url(), fleet[1]->url()});
     CHECK(engine.complete("hello", 1).record.placement->replica == 1);
 }
@@ -190,7 +194,8 @@ TEST_CASE("FleetEngine: the replicas are learned from the router's /list_workers
 TEST_CASE("FleetEngine: no replicas named and none listed is misuse that names the setting", "[fleet_engine]") {
     auto fleet = replicas(1);
     FakeRouter router(fleet, [](int) { return 0; }, false);
-    CHECK_THROWS_WITH(FleetEngine(fleet_settings(router.url(), "")),
+    const Settings unnamed = fleet_settings(router.url(), "");
+    CHECK_THROWS_WITH(FleetEngine(unnamed.target, unnamed.fleet),
                       Catch::Contains("KVGATE_FLEET_REPLICA_URLS is empty") && Catch::Contains("/list_workers: HTTP 404") &&
                           Catch::Contains("--fleet-replica-urls"));
 }
@@ -216,9 +221,9 @@ TEST_CASE("FleetEngine: the API key goes to the router and the replicas named, n
     const std::string elsewhere = "http://localhost:" + std::to_string(fleet[0]->port);
     FakeRouter router(fleet, [](int k) { return k % 2; }, true, {elsewhere, fleet[1]->url()});
     auto s = fleet_settings(router.url(), "");
-    s.api_key_env = kFleetKeyEnv;
+    s.target.api_key_env = kFleetKeyEnv;
     {
-        FleetEngine engine(s);
+        FleetEngine engine(s.target, s.fleet);
         REQUIRE_FALSE(engine.complete("hello", 1).fault);
         REQUIRE_FALSE(engine.complete("hello", 1).fault);
     }
@@ -234,8 +239,8 @@ TEST_CASE("FleetEngine: the API key goes to the router and the replicas named, n
           static_cast<std::ptrdiff_t>(same_host_keys.size()));
 
     // Named by the user, the same replica is sent the key.
-    s.fleet_replica_urls = elsewhere + "," + fleet[1]->url();
-    FleetEngine named(s);
+    s.fleet.replica_urls = elsewhere + "," + fleet[1]->url();
+    FleetEngine named(s.target, s.fleet);
     REQUIRE_FALSE(named.complete("hello", 1).fault);
     CHECK(fleet[0]->seen.all().back() == bearer);
 }
@@ -245,14 +250,14 @@ TEST_CASE("FleetEngine: the URLs a router lists are masked like fault messages",
     auto fleet = replicas(1);
     FakeRouter router(fleet, [](int) { return 0; }, true, {fleet[0]->url(), std::string("http://") + kFleetKey + ".invalid:1"});
     auto s = fleet_settings(router.url(), "");
-    s.api_key_env = kFleetKeyEnv;
-    FleetEngine engine(s);
+    s.target.api_key_env = kFleetKeyEnv;
+    FleetEngine engine(s.target, s.fleet);
     const EngineInfo info = engine.describe();
     CHECK(info.replica_urls == std::vector<std::string>{fleet[0]->url(), "http://***.invalid:1"});
 
     FakeRouter unusable(fleet, [](int) { return 0; }, true, {std::string("http://127.0.0.1:1/") + kFleetKey});
-    s.url = unusable.url();
-    CHECK_THROWS_WITH(FleetEngine(s),
+    s.target.url = unusable.url();
+    CHECK_THROWS_WITH(FleetEngine(s.target, s.fleet),
                       Catch::Contains("/list_workers names a replica") && !Catch::Contains(kFleetKey));
 }
 
@@ -288,9 +293,9 @@ TEST_CASE("FleetEngine: a replica whose /metrics never ends is unreadable at the
     auto fleet = replicas(1);
     FakeRouter router(fleet, [](int) { return 0; }, false);
     auto s = fleet_settings(router.url(), fleet[0]->url() + "," + dripping.url());
-    s.read_timeout_s = 0.3;
-    s.request_timeout_s = 0.5;
-    FleetEngine engine(s);
+    s.target.read_timeout_s = 0.3;
+    s.target.request_timeout_s = 0.5;
+    FleetEngine engine(s.target, s.fleet);
     const auto start = std::chrono::steady_clock::now();
     const Completion c = engine.complete("hello", 1);
     const double elapsed_ms = ms_between(start, std::chrono::steady_clock::now());

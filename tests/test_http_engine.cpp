@@ -43,13 +43,13 @@ constexpr const char* kApiKey = "sk-kvgate-test-4f1c9a";
 Settings settings_for(const std::string& url) {
     ::setenv(kApiKeyEnv, kApiKey, 1);
     Settings s;
-    s.url = url;
-    s.model = "test-model";
-    s.api_key_env = kApiKeyEnv;
+    s.target.url = url;
+    s.target.model = "test-model";
+    s.target.api_key_env = kApiKeyEnv;
     // Generous: only the timeout tests wait for them, and a busy 2-core machine can starve the
     // test server's thread for a good part of a second.
-    s.connect_timeout_s = 2;
-    s.read_timeout_s = 2;
+    s.target.connect_timeout_s = 2;
+    s.target.read_timeout_s = 2;
     return s;
 }
 
@@ -218,7 +218,7 @@ TEST_CASE("HttpEngine: a streamed reply is stamped in order, TTFT is the server'
             });
         }
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
 
     for (int request = 0; request < 2; ++request) {
         INFO("request " << request);
@@ -287,8 +287,8 @@ TEST_CASE("HttpEngine: the completions endpoint posts a prompt and counts 'text'
         }
     });
     auto settings = settings_for(server.url());
-    settings.endpoint = Endpoint::completions;
-    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+    settings.target.endpoint = Endpoint::completions;
+    HttpEngine engine(settings.target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Once upon", 1);
     INFO("fault message: " << (c.fault ? c.fault->message : ""));
     CHECK_FALSE(c.fault);
@@ -308,7 +308,7 @@ TEST_CASE("HttpEngine: a conversation is posted as separate chat messages and th
             conn.send(done_and_end());
         }
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     REQUIRE(engine.takes_messages());
     const auto c = engine.complete_messages({{Role::system, "sys"}, {Role::user, "q"}, {Role::assistant, "a"}}, 1);
     INFO("fault message: " << (c.fault ? c.fault->message : ""));
@@ -322,8 +322,8 @@ TEST_CASE("HttpEngine: a conversation is posted as separate chat messages and th
     CHECK(body["max_tokens"] == 1);
 
     auto settings = settings_for(server.url());
-    settings.endpoint = Endpoint::completions;
-    HttpEngine completions(settings, std::make_unique<vllm::Dialect>());
+    settings.target.endpoint = Endpoint::completions;
+    HttpEngine completions(settings.target, std::make_unique<vllm::Dialect>());
     CHECK_FALSE(completions.takes_messages());
     CHECK_THROWS_WITH(completions.complete_messages({{Role::user, "q"}}, 1), Catch::Contains("--endpoint chat"));
 }
@@ -333,14 +333,14 @@ TEST_CASE("HttpEngine: the API key from the named variable is sent as a Bearer t
         while (read_post(conn)) stream_reply(conn, milliseconds(1));
     });
     {
-        HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+        HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
         CHECK_FALSE(engine.complete("Say hello", 3).fault);
     }
     {
         auto settings = settings_for(server.url());
-        settings.api_key_env = "KVGATE_TEST_HTTP_UNSET_KEY";
-        ::unsetenv(settings.api_key_env.c_str());
-        HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+        settings.target.api_key_env = "KVGATE_TEST_HTTP_UNSET_KEY";
+        ::unsetenv(settings.target.api_key_env.c_str());
+        HttpEngine engine(settings.target, std::make_unique<vllm::Dialect>());
         CHECK_FALSE(engine.complete("Say hello", 3).fault);
     }
     const auto requests = server.requests();  // each engine's connection check, then its stream
@@ -356,7 +356,7 @@ TEST_CASE("HttpEngine: a server that echoes the key in its error does not leak i
                                           R"({"error":{"message":"Incorrect API key provided: )" +
                                               req->header("authorization") + R"(","code":401}})"));
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "http_status", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains("Incorrect API key provided"));
@@ -364,7 +364,7 @@ TEST_CASE("HttpEngine: a server that echoes the key in its error does not leak i
 
 TEST_CASE("HttpEngine: connection refused", "[http]") {
     const std::string url = "http://127.0.0.1:" + std::to_string(closed_port());
-    HttpEngine engine(settings_for(url), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(url).target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "connection_refused", "connect");
     CHECK_THAT(c.fault->message, Catch::Contains(url));
@@ -375,8 +375,8 @@ TEST_CASE("HttpEngine: connect timeout", "[http]") {
     FullBacklogListener listener;
     const std::string url = "http://127.0.0.1:" + std::to_string(listener.port);
     auto settings = settings_for(url);
-    settings.connect_timeout_s = 0.2;
-    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+    settings.target.connect_timeout_s = 0.2;
+    HttpEngine engine(settings.target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "connect_timeout", "connect");
     CHECK_THAT(c.fault->message, Catch::Contains(url) && Catch::Contains("0.2"));
@@ -387,8 +387,8 @@ TEST_CASE("HttpEngine: connect timeout", "[http]") {
 TEST_CASE("HttpEngine: read timeout before the headers", "[http]") {
     LoopbackServer server(fault_then_reply([](Connection& conn) { conn.wait_for_close(); }));
     auto settings = settings_for(server.url());
-    settings.read_timeout_s = 0.3;
-    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+    settings.target.read_timeout_s = 0.3;
+    HttpEngine engine(settings.target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "read_timeout_before_headers", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("read timeout"));
@@ -403,7 +403,7 @@ TEST_CASE("HttpEngine: connection closed before the headers", "[http]") {
         // Closes every connection it reads a request on: the reply never starts.
         read_post(conn);
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "closed_before_headers", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()));
@@ -416,8 +416,8 @@ TEST_CASE("HttpEngine: a stream that stalls after its first chunk", "[http]") {
         conn.wait_for_close();
     }));
     auto settings = settings_for(server.url());
-    settings.read_timeout_s = 0.3;
-    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+    settings.target.read_timeout_s = 0.3;
+    HttpEngine engine(settings.target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "stalled_mid_stream", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("stalled"));
@@ -435,7 +435,7 @@ TEST_CASE("HttpEngine: a connection closed inside a chunk", "[http]") {
         conn.send("40\r\ndata: {\"choi");  // promises 64 bytes, sends 15
         conn.close();
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "closed_mid_stream", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains(server.url()) && Catch::Contains("closed"));
@@ -456,8 +456,8 @@ TEST_CASE("HttpEngine: a close after a stream longer than the read timeout is a 
         conn.close();
     }));
     auto settings = settings_for(server.url());
-    settings.read_timeout_s = 0.3;
-    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+    settings.target.read_timeout_s = 0.3;
+    HttpEngine engine(settings.target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "closed_mid_stream", "stream");
     CHECK(elapsed_ms >= 500);
@@ -469,7 +469,7 @@ TEST_CASE("HttpEngine: a chunked stream that ends inside an event", "[http]") {
         conn.send(wire::sse_head() + role_chunk() + content_chunk("Hel"));
         conn.send(wire::chunk("data: {\"choi") + wire::last_chunk());
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "closed_mid_stream", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("inside an event"));
@@ -502,7 +502,7 @@ TEST_CASE("HttpEngine: HTTP error statuses carry the status and the server's own
     for (const auto& test : cases) {
         INFO("status " << test.status);
         LoopbackServer server(fault_then_reply([&](Connection& conn) { conn.send(test.reply); }));
-        HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+        HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
         const auto c = engine.complete("Say hello", 3);
         check_fault(c, "http_status", "headers");
         CHECK_THAT(c.fault->message, Catch::Contains("HTTP " + std::to_string(test.status)) &&
@@ -518,7 +518,7 @@ TEST_CASE("HttpEngine: an error event mid-stream", "[http]") {
                               R"("type":"InternalServerError","param":null,"code":500}})"));
         conn.send(done_and_end());
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "error_event", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("Sampling failed: NaN in logits"));
@@ -531,7 +531,7 @@ TEST_CASE("HttpEngine: a malformed chunk", "[http]") {
         conn.send(wire::event("<html>502 Bad Gateway</html>"));
         conn.send(done_and_end());
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "malformed_chunk", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("<html>502 Bad Gateway</html>"));
@@ -542,7 +542,7 @@ TEST_CASE("HttpEngine: a stream that ends without [DONE]", "[http]") {
     LoopbackServer server(fault_then_reply([](Connection& conn) {
         conn.send(wire::sse_head() + role_chunk() + content_chunk("Hi") + usage_chunk() + wire::last_chunk());
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "no_done", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("[DONE]") && Catch::Contains(server.url()));
@@ -554,7 +554,7 @@ TEST_CASE("HttpEngine: a stream with no generated token", "[http]") {
     LoopbackServer server(fault_then_reply([](Connection& conn) {
         conn.send(wire::sse_head() + role_chunk() + usage_chunk() + done_and_end());
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "no_tokens", "stream");
     check_next_request_succeeds(engine);
@@ -576,11 +576,11 @@ TEST_CASE("HttpEngine: an error body with invalid UTF-8 still leaves a valid res
         conn.close();
     });
     Settings s = settings_for(server.url());
-    s.trials = 2;
-    s.warmup = 0;
-    s.settle_ms = 0;
+    s.hit_miss.trials = 2;
+    s.hit_miss.warmup = 0;
+    s.hit_miss.settle_ms = 0;
     s.seed = 7;
-    HttpEngine engine(s, std::make_unique<vllm::Dialect>());
+    HttpEngine engine(s.target, std::make_unique<vllm::Dialect>());
     const PhaseResult r = run_phase(engine, s, phase_descriptor("phase1"));
     REQUIRE(r.fault);
     CHECK(r.fault->kind == FaultKind::http_status);
@@ -600,7 +600,7 @@ TEST_CASE("HttpEngine: the API key is masked before the server's words are cut, 
     // The key straddles the 500-byte cut of an error body.
     const std::string body = std::string(490, 'x') + kApiKey + " rejected";
     LoopbackServer server(fault_then_reply([&](Connection& conn) { conn.send(closing_reply(401, "Unauthorized", body)); }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "http_status", "headers");
     CHECK_THAT(c.fault->message, !Catch::Contains(std::string(kApiKey).substr(0, 6)));
@@ -621,7 +621,7 @@ TEST_CASE("HttpEngine: a first token without text is still the first token, and 
             conn.send(done_and_end());
         }
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 2);
     INFO("fault: " << (c.fault ? c.fault->message : "none") << "; stamps (ms): " << describe(c.record.stamps));
     REQUIRE_FALSE(c.fault);
@@ -637,7 +637,7 @@ TEST_CASE("HttpEngine: a one-token reply whose token has no text completes", "[h
         while (read_post(conn))
             conn.send(wire::sse_head() + role_chunk() + chat_chunk(R"({"content":""})") + usage_chunk() + done_and_end());
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 1);
     INFO("fault: " << (c.fault ? c.fault->message : "none"));
     CHECK_FALSE(c.fault);
@@ -667,7 +667,7 @@ TEST_CASE("HttpEngine: a settle longer than the server's keep-alive does not rec
                 stream_reply(conn, milliseconds(1));
         }
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     REQUIRE_FALSE(engine.complete("warm", 1).fault);
     std::this_thread::sleep_for(milliseconds(600));  // the settle: the server closes the idle connection
     const auto timed = engine.complete("Say hello", 3);
@@ -691,7 +691,7 @@ TEST_CASE("HttpEngine: a side request on a connection the server is closing is s
         conn.send(wire::json_response(200, "OK", R"({"count": 7, "max_model_len": 1024, "tokens": [1]})"));
         conn.read_request();  // never answered
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     for (int i = 0; i < 3; ++i) {
         INFO("side request " << i + 1);
         CHECK(engine.count_tokens("hello") == 7);
@@ -721,7 +721,7 @@ TEST_CASE("HttpEngine: a server that drops the connection after every stream los
             return;
         }
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     for (int i = 0; i < 3; ++i) {
         const auto c = engine.complete("Say hello", 2);
         INFO("request " << i + 1 << ": " << (c.fault ? c.fault->message : "ok"));
@@ -749,11 +749,11 @@ TEST_CASE("HttpEngine: what a server says of itself is masked like its fault mes
         }
     });
     {  // one engine at a time: the server serves one connection at a time
-        HttpEngine vllm_engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+        HttpEngine vllm_engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
         CHECK(vllm_engine.describe().version == "0.9 Bearer ***");
         CHECK(vllm_engine.detokenize({1, 2}) == std::optional<std::string>("text Bearer ***"));
     }
-    HttpEngine llama_engine(settings_for(server.url()), std::make_unique<llamacpp::Dialect>());
+    HttpEngine llama_engine(settings_for(server.url()).target, std::make_unique<llamacpp::Dialect>());
     CHECK(llama_engine.describe().version == "llama.cpp b1-Bearer ***");
 }
 
@@ -770,8 +770,8 @@ bool drip(Connection& conn, const std::string& piece, milliseconds every, millis
 
 Settings deadline_settings(const std::string& url) {
     auto s = settings_for(url);
-    s.read_timeout_s = 0.3;  // every drip below comes well within it
-    s.request_timeout_s = 1;
+    s.target.read_timeout_s = 0.3;  // every drip below comes well within it
+    s.target.request_timeout_s = 1;
     return s;
 }
 
@@ -783,7 +783,7 @@ TEST_CASE("HttpEngine: a stream kept alive by SSE comments ends at the request d
         // Unbounded, it would last as long as the server likes: here 5 s, then a stream of no token.
         if (drip(conn, wire::chunk(": keep-alive\n\n"), milliseconds(50), milliseconds(5000))) conn.send(done_and_end());
     }));
-    HttpEngine engine(deadline_settings(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(deadline_settings(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "stalled_mid_stream", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("did not end within the request deadline of 1 s") &&
@@ -801,8 +801,8 @@ TEST_CASE("HttpEngine: response headers sent a line at a time end at the request
             conn.send("Transfer-Encoding: chunked\r\n\r\n" + role_chunk() + content_chunk("Hi") + done_and_end());
     }));
     auto settings = deadline_settings(server.url());
-    settings.request_timeout_s = 0;  // derived: 4 x 0.3 s
-    HttpEngine engine(settings, std::make_unique<vllm::Dialect>());
+    settings.target.request_timeout_s = 0;  // derived: 4 x 0.3 s
+    HttpEngine engine(settings.target, std::make_unique<vllm::Dialect>());
     const auto [c, elapsed_ms] = timed_complete(engine);
     check_fault(c, "read_timeout_before_headers", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains("no complete response headers within the request deadline of 1.2 s "
@@ -828,7 +828,7 @@ TEST_CASE("HttpEngine: a side request that drips ends at the deadline, once, its
             return;
         }
     });
-    HttpEngine engine(deadline_settings(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(deadline_settings(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto start = Clock::now();
     const EngineInfo info = engine.describe();
     const double elapsed_ms = ms_between(start, Clock::now());
@@ -856,11 +856,11 @@ TEST_CASE("HttpEngine: a run whose server keeps its streams alive with comments 
         conn.close();
     });
     Settings s = deadline_settings(server.url());
-    s.trials = 2;
-    s.warmup = 0;
-    s.settle_ms = 0;
+    s.hit_miss.trials = 2;
+    s.hit_miss.warmup = 0;
+    s.hit_miss.settle_ms = 0;
     s.seed = 7;
-    HttpEngine engine(s, std::make_unique<vllm::Dialect>());
+    HttpEngine engine(s.target, std::make_unique<vllm::Dialect>());
     const PhaseResult r = run_phase(engine, s, phase_descriptor("phase1"));
     REQUIRE(r.fault);
     CHECK_FALSE(r.complete);
@@ -885,7 +885,7 @@ TEST_CASE("HttpEngine: an endless stream is cut at the 64 MiB body limit", "[htt
             sent = conn.send(comment);
         if (sent) all_sent = conn.send(content_chunk("Hi") + done_and_end());
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "no_done", "stream");
     CHECK_THAT(c.fault->message, Catch::Contains("passed 64 MiB without 'data: [DONE]'") &&
@@ -904,7 +904,7 @@ TEST_CASE("HttpEngine: an endless error body is cut at 1 MiB, and the fault stil
             sent = conn.send(filler);
         if (sent) all_sent = conn.send(wire::last_chunk());
     }));
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     const auto c = engine.complete("Say hello", 3);
     check_fault(c, "http_status", "headers");
     CHECK_THAT(c.fault->message, Catch::Contains("HTTP 500") && Catch::Contains("upstream failed: xxx") &&
@@ -935,7 +935,7 @@ TEST_CASE("HttpEngine: a side answer past the body limit is no answer, and is no
             all_sent = conn.send(counters);
         }
     });
-    HttpEngine engine(settings_for(server.url()), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(server.url()).target, std::make_unique<vllm::Dialect>());
     CHECK_FALSE(engine.prefix_cache_counters().available);
     CHECK_FALSE(all_sent);
     CHECK(metrics_asked == 1);

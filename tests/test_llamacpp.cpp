@@ -140,13 +140,13 @@ TEST_CASE("HttpEngine with the llama.cpp dialect: request fields, evidence and d
         }
     });
     Settings s;
-    s.url = server.url();
-    s.model = "opt-125m-dummy";
+    s.target.url = server.url();
+    s.target.model = "opt-125m-dummy";
     s.prefix_caching = false;
-    s.llamacpp_cache_reuse = 64;
+    s.llamacpp.cache_reuse = 64;
     // As make_engine builds it for EngineKind::llamacpp_http.
     const auto engine =
-        std::make_unique<HttpEngine>(s, std::make_unique<llamacpp::Dialect>(s.prefix_caching, s.llamacpp_cache_reuse));
+        std::make_unique<HttpEngine>(s.target, std::make_unique<llamacpp::Dialect>(s.prefix_caching, s.llamacpp.cache_reuse));
     const EngineInfo info = engine->describe();
     CHECK(info.name == "llama.cpp");
     CHECK(info.version == "llama.cpp b0-0c1e57098");

@@ -28,10 +28,10 @@ OracleConfig oracle_config(RolePlacement role) {
 
 Settings settings_for(const OracleServer& oracle) {
     Settings s;
-    s.url = oracle.url();
-    s.model = "oracle";
-    s.connect_timeout_s = 1;
-    s.read_timeout_s = 2;
+    s.target.url = oracle.url();
+    s.target.model = "oracle";
+    s.target.connect_timeout_s = 1;
+    s.target.read_timeout_s = 2;
     return s;
 }
 
@@ -41,7 +41,7 @@ TEST_CASE("the oracle stamps its first token after the request and the delay, be
     const auto role = GENERATE(RolePlacement::separate, RolePlacement::together, RolePlacement::early);
     CAPTURE(to_string(role));
     OracleServer oracle(oracle_config(role));
-    HttpEngine client(settings_for(oracle), std::make_unique<vllm::Dialect>());
+    HttpEngine client(settings_for(oracle).target, std::make_unique<vllm::Dialect>());
 
     for (std::uint64_t i = 0; i < 2; ++i) {
         const auto timed = client.complete("hello", 3);
@@ -65,7 +65,7 @@ TEST_CASE("the oracle stamps its first token after the request and the delay, be
 
 TEST_CASE("the shipped HttpEngine's TTFT honours the oracle's delay and exceeds the oracle's own", "[oracle]") {
     OracleServer oracle(oracle_config(RolePlacement::separate));
-    HttpEngine engine(settings_for(oracle), std::make_unique<vllm::Dialect>());
+    HttpEngine engine(settings_for(oracle).target, std::make_unique<vllm::Dialect>());
 
     const auto completion = engine.complete("hello", 3);
     REQUIRE_FALSE(completion.fault);

@@ -93,16 +93,16 @@ private:
 
 Settings quick(int trials, int warmup) {
     Settings s;
-    s.trials = trials;
-    s.warmup = warmup;
-    s.settle_ms = 0;
-    s.context_a_tokens = 64;
-    s.context_b_tokens = 32;
-    s.query_tokens = 8;
-    s.max_output_tokens = 5;
+    s.hit_miss.trials = trials;
+    s.hit_miss.warmup = warmup;
+    s.hit_miss.settle_ms = 0;
+    s.hit_miss.context_a_tokens = 64;
+    s.hit_miss.context_b_tokens = 32;
+    s.hit_miss.query_tokens = 8;
+    s.hit_miss.max_output_tokens = 5;
     s.seed = 42;
-    s.max_trials = trials;  // no rounds added: the sequential decision has tests of its own
-    s.confidence = 0.5;     // so that two rounds can decide: these tests are of the protocol, not the statistics
+    s.hit_miss.max_trials = trials;  // no rounds added: the sequential decision has tests of its own
+    s.gate.confidence = 0.5;     // so that two rounds can decide: these tests are of the protocol, not the statistics
     return s;
 }
 
@@ -244,7 +244,7 @@ TEST_CASE("protocol: an engine that can time only one output token has its run r
     } engine;
     engine.warmup_calls = 0;
     const PhaseResult r = run_phase(engine, quick(2, 0), phase1());
-    CHECK(r.settings.max_output_tokens == 1);
+    CHECK(r.settings.hit_miss.max_output_tokens == 1);
     // Every measured request asked for one token: the engine cannot tell warm from measured now.
     for (const auto& c : engine.calls) CHECK(c.warm);
 }
@@ -299,9 +299,9 @@ TEST_CASE("protocol: a BOS token is counted once per prompt, not once per part",
         if (!c.warm) continue;
         INFO(c.prompt);
         // [A,B] as the engine sees it: one BOS, then at least A's and B's targets in content tokens.
-        CHECK(*engine.count_tokens(c.prompt) - engine.bos >= s.context_a_tokens + s.context_b_tokens);
+        CHECK(*engine.count_tokens(c.prompt) - engine.bos >= s.hit_miss.context_a_tokens + s.hit_miss.context_b_tokens);
     }
-    for (const auto& t : r.trials) CHECK(t.warm_prompt_tokens_expected >= s.context_a_tokens + s.context_b_tokens);
+    for (const auto& t : r.trials) CHECK(t.warm_prompt_tokens_expected >= s.hit_miss.context_a_tokens + s.hit_miss.context_b_tokens);
 }
 
 TEST_CASE("protocol: the template's shape is measured from two renderings and recorded", "[protocol]") {
@@ -332,7 +332,7 @@ TEST_CASE("protocol: KVGATE_TTFT=engine compares the engine's own time, and a se
         }
     };
     Settings s = quick(2, 0);
-    s.ttft = TtftSource::engine;
+    s.gate.ttft = TtftSource::engine;
     Timed timed;
     const PhaseResult r = run_phase(timed, s, phase1());
     REQUIRE_FALSE(r.fault);
@@ -584,9 +584,9 @@ struct EarlyFastCold : ScriptedEngine {
 
 Settings sequential(int cap, double budget_s) {
     Settings s = quick(10, 0);
-    s.confidence = 0.95;
-    s.max_trials = cap;
-    s.time_budget_s = budget_s;
+    s.gate.confidence = 0.95;
+    s.hit_miss.max_trials = cap;
+    s.hit_miss.time_budget_s = budget_s;
     return s;
 }
 

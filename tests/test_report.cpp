@@ -82,11 +82,11 @@ std::string error_of(const std::function<void()>& f) {
 PhaseResult known_phase(const std::string& phase, double hit_ms, double miss_ms) {
     PhaseResult r;
     r.phase = phase_descriptor(phase);
-    r.settings.model = "facebook/opt-125m";
+    r.settings.target.model = "facebook/opt-125m";
     r.timestamp = "2024-11-28T21:00:00Z";
     r.git_revision = "abc1234";
-    r.settings.trials = 3;
-    r.settings.warmup = 1;
+    r.settings.hit_miss.trials = 3;
+    r.settings.hit_miss.warmup = 1;
     r.settings.seed = 1234567890123ULL;
     r.engine.name = "vllm";
     r.engine.version = "0.6.3.post1";
@@ -718,7 +718,7 @@ TEST_CASE("the Markdown summary names the TTFT it gated and shows the other besi
     CHECK(contains(client_md, "| engine's own TTFT median (ms), not gated | 37.0 | 87.0 |"));
 
     PhaseResult engine_gated = client_gated;
-    engine_gated.settings.ttft = TtftSource::engine;
+    engine_gated.settings.gate.ttft = TtftSource::engine;
     const std::string engine_md = summary_markdown({engine_gated}, {});
     CHECK(contains(engine_md, "| engine's own TTFT median (ms) | 40.0 | 90.0 |"));
     CHECK(contains(engine_md, "| client TTFT median (ms), not gated | 40.0 | 90.0 |"));
@@ -747,7 +747,7 @@ PhaseResult fleet_phase(double hit_ms, double miss_ms) {
 CurveResult small_sweep() {
     CurveResult r;
     r.phase = phase_descriptor("curve");
-    r.settings.model = "facebook/opt-125m";
+    r.settings.target.model = "facebook/opt-125m";
     r.timestamp = "2024-11-28T21:00:00Z";
     r.engine.name = "vllm";
     r.engine.version = "0.6.3.post1";
@@ -861,13 +861,13 @@ TEST_CASE("foreign text in results files runs no command through gnuplot", "[rep
     phase1.verdict.physics = hostile("physics");
     phase1.verdict.reason = hostile("reason");
     phase1.verdict.method = hostile("method");
-    phase1.settings.model = hostile("model");
+    phase1.settings.target.model = hostile("model");
     phase1.git_revision = hostile("git_revision");
     phase1.engine.name = hostile("engine_name");
     BaselineRecord b;
     b.path = hostile("baseline_path");
     b.revision = hostile("baseline_revision");
-    b.outcome = "pass";
+    b.outcome = Outcome::pass;
     b.baseline_pair_ratios = {2.1, 2.3, 2.2};
     b.ratio_bar = 0.9;
     b.baseline_ratio = 2.2;
@@ -876,7 +876,7 @@ TEST_CASE("foreign text in results files runs no command through gnuplot", "[rep
     fleet.engine.router_policy = hostile("router_policy");
     fleet.engine.version = hostile("fleet_version");
     CurveResult sweep = small_sweep();
-    sweep.settings.model = hostile("curve_model");
+    sweep.settings.target.model = hostile("curve_model");
     sweep.engine.version = hostile("curve_version");
 
     // The script text: every backquote sits inside a single-quoted string.

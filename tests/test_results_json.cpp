@@ -65,9 +65,9 @@ nlohmann::json as_written_now(nlohmann::json doc) {
 TEST_CASE("a results file of the previous version is read, and written back with warm-ups apart", "[results_json]") {
     const PhaseResult r = read_results_file(fixture, &phase_descriptor("phase1"));
     CHECK(r.phase == phase_descriptor("phase1"));
-    CHECK(r.settings.model == "opt-125m-dummy");
+    CHECK(r.settings.target.model == "opt-125m-dummy");
     CHECK(r.settings.seed == 18446744073709551557ULL);
-    CHECK(r.settings.trials == 2);
+    CHECK(r.settings.hit_miss.trials == 2);
     CHECK(r.trials.size() == 6);
     CHECK(r.trials[1].arm == Arm::miss);
     CHECK(r.trials[5].measured.usage.cached_tokens == -1);
@@ -81,7 +81,7 @@ TEST_CASE("a results file of the previous version is read, and written back with
     CHECK(r.trials[0].warmup);  // from `trials`, flagged, as that version wrote warm-ups
     const nlohmann::json now = to_json(r);
     CHECK(now == as_written_now(load(fixture)));  // every other key and every value as it was
-    CHECK(now["cache_hit"]["trials"].size() == static_cast<std::size_t>(r.settings.trials));  // as the seed counts
+    CHECK(now["cache_hit"]["trials"].size() == static_cast<std::size_t>(r.settings.hit_miss.trials));  // as the seed counts
     CHECK(now["cache_hit"]["warmup_trials"].size() == 1);
     const PhaseResult back = phase_result_from_json(now, "now.json");
     CHECK(to_json(back) == now);
@@ -171,6 +171,6 @@ TEST_CASE("a results file read back keeps the bar and the confidence it was deci
     r.verdict.threshold_pct = 25;
     r.verdict.confidence = 0.9;
     const PhaseResult back = phase_result_from_json(to_json(r), "written");
-    CHECK(back.settings.threshold_pct == 25);
-    CHECK(back.settings.confidence == 0.9);
+    CHECK(back.settings.gate.threshold_pct == 25);
+    CHECK(back.settings.gate.confidence == 0.9);
 }

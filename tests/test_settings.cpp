@@ -30,14 +30,14 @@ TEST_CASE("every setting has one name for CMake and the environment, and one fla
 
 TEST_CASE("defaults are the seed's", "[settings]") {
     const Settings s;
-    CHECK(s.context_a_tokens == 512);
-    CHECK(s.context_b_tokens == 256);
-    CHECK(s.max_output_tokens == 50);
-    CHECK(s.trials == 10);
-    CHECK(s.warmup == 1);
-    CHECK(s.settle_ms == 500);
-    CHECK(s.threshold_pct == 10);
-    CHECK(threshold_ratio(s.threshold_pct) == Approx(1.1));
+    CHECK(s.hit_miss.context_a_tokens == 512);
+    CHECK(s.hit_miss.context_b_tokens == 256);
+    CHECK(s.hit_miss.max_output_tokens == 50);
+    CHECK(s.hit_miss.trials == 10);
+    CHECK(s.hit_miss.warmup == 1);
+    CHECK(s.hit_miss.settle_ms == 500);
+    CHECK(s.gate.threshold_pct == 10);
+    CHECK(threshold_ratio(s.gate.threshold_pct) == Approx(1.1));
 }
 
 TEST_CASE("docs/settings.md's settings table is the one `kvgate settings` prints", "[settings]") {
@@ -57,27 +57,27 @@ TEST_CASE("docs/settings.md's settings table is the one `kvgate settings` prints
 TEST_CASE("flags override, in both spellings", "[settings]") {
     Settings s;
     const auto rest = apply_flags(s, {"--trials", "7", "--threshold-pct=25.5", "--url", "http://h:1", "extra"});
-    CHECK(s.trials == 7);
-    CHECK(s.threshold_pct == 25.5);
-    CHECK(s.url == "http://h:1");
+    CHECK(s.hit_miss.trials == 7);
+    CHECK(s.gate.threshold_pct == 25.5);
+    CHECK(s.target.url == "http://h:1");
     CHECK(rest == std::vector<std::string>{"extra"});
 
     apply_flags(s, {"--venv=/v", "--dtype", "bfloat16", "--engine=vllm_python", "--out", "o"});
-    CHECK(s.venv == "/v");
-    CHECK(s.dtype == "bfloat16");
+    CHECK(s.python.venv == "/v");
+    CHECK(s.python.dtype == "bfloat16");
     CHECK(s.engine == EngineKind::vllm_python);
     CHECK(s.out == "o");
 }
 
 TEST_CASE("switches: alone, negated, or with a value", "[settings]") {
     Settings s;
-    CHECK_FALSE(s.dummy_weights);
+    CHECK_FALSE(s.python.dummy_weights);
     CHECK(s.prefix_caching);
     CHECK(apply_flags(s, {"--dummy-weights", "--no-prefix-caching", "next"}) == std::vector<std::string>{"next"});
-    CHECK(s.dummy_weights);
+    CHECK(s.python.dummy_weights);
     CHECK_FALSE(s.prefix_caching);
     apply_flags(s, {"--dummy-weights=OFF", "--prefix-caching=1"});
-    CHECK_FALSE(s.dummy_weights);
+    CHECK_FALSE(s.python.dummy_weights);
     CHECK(s.prefix_caching);
     CHECK_THROWS_WITH(apply_flags(s, {"--dummy-weights=maybe"}), Catch::Contains("KVGATE_DUMMY_WEIGHTS"));
     CHECK_THROWS_WITH(apply_flags(s, {"--no-prefix-caching=1"}), Catch::Contains("takes no value"));
@@ -97,7 +97,7 @@ TEST_CASE("the seed takes any 64-bit value, so a recorded seed can be replayed",
 TEST_CASE("a server URL is a root: a trailing slash is dropped, a path is refused with the fix", "[settings]") {
     Settings s;
     apply_flags(s, {"--url", "http://h:8000/"});
-    CHECK(s.url == "http://h:8000");
+    CHECK(s.target.url == "http://h:8000");
     CHECK_THROWS_WITH(apply_flags(s, {"--url", "http://h:8000/v1"}),
                       Catch::Contains("has a path ('/v1')") && Catch::Contains("'http://h:8000'"));
     CHECK_THROWS_WITH(apply_flags(s, {"--url", "http://"}), Catch::Contains("no host"));
@@ -112,8 +112,8 @@ TEST_CASE("environment variables set values", "[settings]") {
     const Settings s = settings_from_env();
     unsetenv("KVGATE_WARMUP");
     unsetenv("KVGATE_ENDPOINT");
-    CHECK(s.warmup == 3);
-    CHECK(s.endpoint == Endpoint::completions);
+    CHECK(s.hit_miss.warmup == 3);
+    CHECK(s.target.endpoint == Endpoint::completions);
 }
 
 TEST_CASE("bad values name the knob and what is allowed", "[settings]") {
@@ -139,20 +139,20 @@ TEST_CASE("KVGATE_FLEET_REPLICA_URLS: a comma-separated list of server roots, ea
 
 TEST_CASE("the TTFT compared is the client's unless the engine's own is asked for", "[settings]") {
     Settings s;
-    CHECK(s.ttft == TtftSource::client);
+    CHECK(s.gate.ttft == TtftSource::client);
     apply_flags(s, {"--ttft", "engine"});
-    CHECK(s.ttft == TtftSource::engine);
+    CHECK(s.gate.ttft == TtftSource::engine);
     CHECK_THROWS_WITH(apply_flags(s, {"--ttft", "server"}),
                       Catch::Contains("KVGATE_TTFT") && Catch::Contains("is not one of: client, engine"));
 }
 
 TEST_CASE("a whole request's deadline is four read timeouts unless set", "[settings]") {
     Settings s;
-    CHECK(s.request_timeout_s == 0);
-    CHECK(request_deadline_s(s) == 480);
-    s.read_timeout_s = 3;
-    CHECK(request_deadline_s(s) == 12);
+    CHECK(s.target.request_timeout_s == 0);
+    CHECK(request_deadline_s(s.target) == 480);
+    s.target.read_timeout_s = 3;
+    CHECK(request_deadline_s(s.target) == 12);
     apply_flags(s, {"--request-timeout-s", "30"});
-    CHECK(request_deadline_s(s) == 30);
+    CHECK(request_deadline_s(s.target) == 30);
     CHECK_THROWS_WITH(apply_flags(s, {"--request-timeout-s", "-1"}), Catch::Contains("KVGATE_REQUEST_TIMEOUT_S"));
 }

@@ -323,7 +323,7 @@ TEST_CASE("a saving the engine makes but hits give back outside it is named, and
 
     // The same trials gated on the engine's own time, as the protocol records them under KVGATE_TTFT=engine.
     PhaseResult engine_gated = r;
-    engine_gated.settings.ttft = TtftSource::engine;
+    engine_gated.settings.gate.ttft = TtftSource::engine;
     for (Trial& t : engine_gated.trials) t.ttft_ms = *t.measured.engine_ttft_ms;
     decide(engine_gated, 10, 0.95);
     CHECK(engine_gated.verdict.outcome == Outcome::pass);
@@ -478,7 +478,7 @@ TEST_CASE("a cached path that is slow every time fails, however many rounds", "[
         cold.push_back(192 + i % 5);
     }
     auto r = run_of(hit, miss, 768, 0, cold);
-    r.settings.trials = 10;
+    r.settings.hit_miss.trials = 10;
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::fail);
     CHECK(r.verdict.cache.outcome == Outcome::fail);

@@ -48,8 +48,8 @@ const std::vector<std::pair<const char*, std::function<void(PhaseResult&)>>>& va
                  if (t.arm == Arm::hit) t.measured.usage.cached_tokens = 0;
          }},
         {"one round", [](PhaseResult& r) { r.trials.resize(std::min<std::size_t>(r.trials.size(), 6)); }},
-        {"a bar of 500 %", [](PhaseResult& r) { r.settings.threshold_pct = 500; }},
-        {"a bar of 300 %", [](PhaseResult& r) { r.settings.threshold_pct = 300; }},
+        {"a bar of 500 %", [](PhaseResult& r) { r.settings.gate.threshold_pct = 500; }},
+        {"a bar of 300 %", [](PhaseResult& r) { r.settings.gate.threshold_pct = 300; }},
         {"no cold arm",
          [](PhaseResult& r) {
              r.trials.erase(std::remove_if(r.trials.begin(), r.trials.end(), [](const Trial& t) { return t.arm == Arm::cold; }),
@@ -66,7 +66,7 @@ nlohmann::json verdicts_now() {
         for (const auto& [name, change] : variants()) {
             PhaseResult r = recorded;
             change(r);
-            decide(r, r.settings.threshold_pct, r.settings.confidence);
+            decide(r, r.settings.gate.threshold_pct, r.settings.gate.confidence);
             const Verdict& v = r.verdict;
             out[file.filename().string() + ": " + name] = {
                 {"outcome", to_string(v.outcome)}, {"reason", v.reason},     {"fix", v.fix},
@@ -106,7 +106,7 @@ TEST_CASE("each rule before timing abstains on a healthy run and decides the var
     // The index in rules_before_timing of the first rule that decides, or -1 for the timing.
     const auto first_rule = [](PhaseResult r) {
         Verdict v;
-        const auto facts = verdict_detail::gather_facts(r, v, r.settings.threshold_pct, r.settings.confidence);
+        const auto facts = verdict_detail::gather_facts(r, v, r.settings.gate.threshold_pct, r.settings.gate.confidence);
         int i = 0;
         for (const auto rule : verdict_detail::rules_before_timing) {
             if (rule(facts)) return i;

@@ -94,8 +94,8 @@ int compare(const std::vector<std::string>& args) {
     if (baseline.result.phase != current.phase)
         throw std::invalid_argument("'" + files[0] + "' holds phase '" + baseline.result.phase.name + "' but '" +
                                     files[1] + "' holds '" + current.phase.name + "'");
-    const auto differences = kvgate::check_baseline(baseline, current, s.baseline_comparable);
-    current.baseline = kvgate::compare_runs(baseline, current, s.regression_pct, differences);
+    const auto differences = kvgate::check_baseline(baseline, current, s.baseline.comparable);
+    current.baseline = kvgate::compare_runs(baseline, current, s.baseline.regression_pct, differences);
     current.verdict = kvgate::compare_verdict(current, *current.baseline);
     const auto& v = current.verdict;
     std::cout << kvgate::to_string(v.outcome) << ": " << v.reason << "\n";
@@ -149,11 +149,11 @@ int clear(const std::vector<std::string>& args) {
     no_more(load(s, args));
     // A baseline inside the directory this run clears (and then writes its own results into) would be
     // gone, or replaced, before the gates compare with it.
-    if (!s.baseline.empty()) {
+    if (!s.baseline.path.empty()) {
         const auto out = std::filesystem::weakly_canonical(s.out).string() + "/";
-        const auto baseline = std::filesystem::weakly_canonical(s.baseline).string() + "/";
+        const auto baseline = std::filesystem::weakly_canonical(s.baseline.path).string() + "/";
         if (baseline.rfind(out, 0) == 0) {
-            std::cerr << "kvgate clear: KVGATE_BASELINE=" << s.baseline << " is inside KVGATE_OUT (" << s.out
+            std::cerr << "kvgate clear: KVGATE_BASELINE=" << s.baseline.path << " is inside KVGATE_OUT (" << s.out
                       << "), which this run clears and then writes its own results into; nothing removed. Copy the "
                          "baseline out first and name the copy, e.g. cp -r "
                       << s.out << " kvgate-baseline && KVGATE_BASELINE=$PWD/kvgate-baseline ctest ...\n";

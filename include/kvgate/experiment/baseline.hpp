@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "kvgate/model/records.hpp"
 #include "kvgate/stats/stats.hpp"
 
 namespace kvgate {
@@ -168,17 +169,7 @@ inline double alarm_probability(double true_ratio, double bar, double se, double
 
 // ---- The decision -----------------------------------------------------------------------------------
 
-enum class BaselineOutcome { pass, fail, indeterminate, error };
-
-inline const char* to_string(BaselineOutcome o) {
-    switch (o) {
-        case BaselineOutcome::pass: return "pass";
-        case BaselineOutcome::fail: return "fail";
-        case BaselineOutcome::indeterminate: return "indeterminate";
-        case BaselineOutcome::error: return "error";
-    }
-    return "?";
-}
+// Outcomes are the verdict's (records.hpp): pass, fail, indeterminate or error; never unverified.
 
 struct BaselineSettings {
     double regression_pct = 10;  // KVGATE_REGRESSION_PCT
@@ -190,7 +181,7 @@ struct BaselineSettings {
 
 // One quantity against its bar.
 struct BaselineCheck {
-    BaselineOutcome outcome = BaselineOutcome::error;
+    Outcome outcome = Outcome::error;
     WelchInterval interval;
     double bar = 0;
     bool worse_below = true;  // ratio: below the bar is a regression; hit TTFT: above it is
@@ -199,7 +190,7 @@ struct BaselineCheck {
 };
 
 struct BaselineComparison {
-    BaselineOutcome outcome = BaselineOutcome::error;
+    Outcome outcome = Outcome::error;
     std::string reason, fix;
     std::string method;
     double regression_pct = 0, confidence = 0;
@@ -264,7 +255,7 @@ inline void decide(BaselineCheck& c, const char* what, double confidence, const 
                                     confidence * 100, w.low, w.high, w.df) +
                                 fmt("%.0f baseline + %.0f current pairs); bar %.3f", w.n_baseline, w.n_current, c.bar);
     if (!(w.se > 0)) {
-        c.outcome = BaselineOutcome::error;
+        c.outcome = Outcome::error;
         c.reason = "no spread in either run: " + numbers;
         c.fix = "identical values in every pair do not come from a clock; check that the results were not edited "
                 "or truncated";
@@ -273,13 +264,13 @@ inline void decide(BaselineCheck& c, const char* what, double confidence, const 
     const bool regressed = c.worse_below ? w.high < c.bar : w.low > c.bar;
     const bool ruled_out = c.worse_below ? w.low >= c.bar : w.high <= c.bar;
     if (regressed) {
-        c.outcome = BaselineOutcome::fail;
+        c.outcome = Outcome::fail;
         c.reason = "the interval lies beyond the regression bar: " + numbers;
     } else if (ruled_out) {
-        c.outcome = BaselineOutcome::pass;
+        c.outcome = Outcome::pass;
         c.reason = "the interval rules out a regression beyond the bar: " + numbers;
     } else {
-        c.outcome = BaselineOutcome::indeterminate;
+        c.outcome = Outcome::indeterminate;
         c.reason = "the interval straddles the regression bar: " + numbers;
         name_the_fix(c, confidence, note);
     }
@@ -350,9 +341,9 @@ inline BaselineComparison compare_to_baseline(const RunSample& baseline, const R
     r.outcome = s.outcome;
     r.reason = ratios + "; " + s.reason;
     r.fix = s.fix;
-    if (settings.gate_hit_ttft && h.outcome != BaselineOutcome::pass) {
-        auto rank = [](BaselineOutcome o) {
-            return o == BaselineOutcome::error ? 3 : o == BaselineOutcome::fail ? 2 : o == BaselineOutcome::indeterminate ? 1 : 0;
+    if (settings.gate_hit_ttft && h.outcome != Outcome::pass) {
+        auto rank = [](Outcome o) {
+            return o == Outcome::error ? 3 : o == Outcome::fail ? 2 : o == Outcome::indeterminate ? 1 : 0;
         };
         if (rank(h.outcome) > rank(s.outcome)) {
             r.outcome = h.outcome;

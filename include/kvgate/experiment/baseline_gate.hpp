@@ -29,17 +29,17 @@ inline std::filesystem::path baseline_file(const std::string& setting, const Pha
 
 inline RunIdentity run_identity(const PhaseResult& r) {
     RunIdentity id;
-    id.model = r.settings.model;
+    id.model = r.settings.target.model;
     id.engine = r.engine.name;
     id.endpoint = r.engine.endpoint;
     const auto& phases = default_experiment().phases;
     for (std::size_t i = 0; i < phases.size(); ++i)
         if (phases[i] == r.phase) id.phase = static_cast<int>(i) + 1;
-    id.context_size_a = r.settings.context_a_tokens;
-    id.context_size_b = r.settings.context_b_tokens;
-    id.query_size = r.settings.query_tokens;
-    id.max_output_tokens = r.settings.max_output_tokens;
-    id.ttft = to_string(r.settings.ttft);
+    id.context_size_a = r.settings.hit_miss.context_a_tokens;
+    id.context_size_b = r.settings.hit_miss.context_b_tokens;
+    id.query_size = r.settings.hit_miss.query_tokens;
+    id.max_output_tokens = r.settings.hit_miss.max_output_tokens;
+    id.ttft = to_string(r.settings.gate.ttft);
     return id;
 }
 
@@ -63,7 +63,7 @@ struct LoadedBaseline {
 // What a run that did not finish got to: "complete": false, its pairs of those planned, its fault.
 inline std::string partial_run(const PhaseResult& r) {
     const std::size_t pairs = std::min(r.measured(Arm::hit).size(), r.measured(Arm::miss).size());
-    return "\"complete\": false, " + std::to_string(pairs) + " of " + std::to_string(r.settings.trials) +
+    return "\"complete\": false, " + std::to_string(pairs) + " of " + std::to_string(r.settings.hit_miss.trials) +
            " pairs measured, " +
            (r.fault ? "stopped by a fault (" + std::string(to_string(r.fault->kind)) + ")"
                     : std::string("killed or still running"));
@@ -108,14 +108,14 @@ inline BaselineRecord compare_runs(const LoadedBaseline& b, const PhaseResult& c
                                    std::vector<std::string> differences) {
     BaselineSettings bs;
     bs.regression_pct = regression_pct;
-    bs.confidence = current.verdict.confidence > 0 ? current.verdict.confidence : current.settings.confidence;
+    bs.confidence = current.verdict.confidence > 0 ? current.verdict.confidence : current.settings.gate.confidence;
     const RunSample base = run_sample_of(b.result);
     const BaselineComparison c = compare_to_baseline(base, run_sample_of(current), bs);
     BaselineRecord rec;
     rec.path = b.path.string();
     rec.revision = b.result.git_revision;
     rec.timestamp = b.result.timestamp;
-    rec.outcome = to_string(c.outcome);
+    rec.outcome = c.outcome;
     rec.reason = c.reason;
     rec.fix = c.fix;
     rec.method = c.method;
@@ -139,9 +139,9 @@ inline BaselineRecord compare_runs(const LoadedBaseline& b, const PhaseResult& c
 // A pass becomes the baseline gate's outcome; an indeterminate absolute verdict becomes a fail when the
 // baseline gate shows the saving shrank (that evidence is conclusive on its own); any other outcome stands.
 inline void fold_baseline(Verdict& v, const BaselineRecord& rec) {
-    const std::string said = "baseline " + rec.path + " (revision " + rec.revision + "): " + rec.outcome + ", " +
+    const std::string said = "baseline " + rec.path + " (revision " + rec.revision + "): " + to_string(rec.outcome) + ", " +
                              rec.reason;
-    if (v.outcome == Outcome::indeterminate && rec.outcome == "fail") {
+    if (v.outcome == Outcome::indeterminate && rec.outcome == Outcome::fail) {
         v.outcome = Outcome::fail;
         v.reason = "the saving shrank against the baseline: " + said + " (the absolute gate could not decide: " +
                    v.reason + ")";
@@ -151,21 +151,21 @@ inline void fold_baseline(Verdict& v, const BaselineRecord& rec) {
         v.reason += "; " + said;
         return;
     }
-    if (rec.outcome == "pass") {
+    if (rec.outcome == Outcome::pass) {
         v.reason += "; " + said;
         return;
     }
     // The alarm is a shrink shown. At the seed's 10 pairs a run rarely rules out a 10 % shrink
     // (healthy against healthy: the interval's half-width is about 12 %), so a pass that merely
     // could not be compared stays a pass, with the comparison and the pairs it needs said.
-    if (rec.outcome == "indeterminate") {
+    if (rec.outcome == Outcome::indeterminate) {
         v.reason += "; " + said;
         v.fix = "to let the baseline comparison decide: " + rec.fix;
         return;
     }
     const std::string absolute = v.reason;
-    v.outcome = rec.outcome == "fail" ? Outcome::fail : Outcome::error;
-    v.reason = std::string(rec.outcome == "fail" ? "the saving shrank against the baseline: "
+    v.outcome = rec.outcome == Outcome::fail ? Outcome::fail : Outcome::error;
+    v.reason = std::string(rec.outcome == Outcome::fail ? "the saving shrank against the baseline: "
                                                  : "the baseline comparison failed to run: ") +
                said + " (the absolute gate passed: " + absolute + ")";
     v.fix = rec.fix;
@@ -182,7 +182,7 @@ inline Verdict compare_verdict(const PhaseResult& current, const BaselineRecord&
     }
     v.outcome = Outcome::error;
     v.reason = "the current run is partial (" + partial_run(current) +
-               "): it has no verdict, whatever its pairs compare like (baseline " + rec.path + ": " + rec.outcome +
+               "): it has no verdict, whatever its pairs compare like (baseline " + rec.path + ": " + to_string(rec.outcome) +
                ", " + rec.reason + ")";
     v.fix = "compare the results file of a run that finished (\"complete\": true); re-run the phase and let it "
             "finish";

@@ -79,9 +79,9 @@ inline std::vector<double> parse_double_list(const std::string& key, const std::
 
 inline SweepSpec sweep_spec(const Settings& s) {
     SweepSpec spec;
-    spec.context_tokens = parse_int_list("KVGATE_CURVE_CONTEXTS", s.curve_contexts, 64, 1 << 20);
-    spec.positions = parse_double_list("KVGATE_CURVE_POSITIONS", s.curve_positions, 0, 1);
-    spec.trials = s.curve_trials;
+    spec.context_tokens = parse_int_list("KVGATE_CURVE_CONTEXTS", s.curve.contexts, 64, 1 << 20);
+    spec.positions = parse_double_list("KVGATE_CURVE_POSITIONS", s.curve.positions, 0, 1);
+    spec.trials = s.curve.trials;
     spec.points();  // misuse throws here, before an engine is asked anything
     return spec;
 }
@@ -204,7 +204,7 @@ inline CurveResult run_curve(Engine& engine, const Settings& s, const CellObserv
             break;
         }
         c.warm_ttft_ms = w.record.stamps.first_token_ms.value_or(0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(s.curve_settle_ms));
+        std::this_thread::sleep_for(std::chrono::milliseconds(s.curve.settle_ms));
         Completion m = engine.complete_messages(measured.messages, 1);
         if (m.fault) {
             fail(m, FaultRequest::measured);
@@ -463,13 +463,13 @@ inline nlohmann::json curve_result_json(const CurveResult& r) {
                    {"block_size", r.engine.block_size},
                    {"prefix_caching", r.engine.prefix_caching}};
     const SweepSpec spec = sweep_spec(r.settings);
-    j["settings"] = {{"model", r.settings.model},
+    j["settings"] = {{"model", r.settings.target.model},
                      {"seed", r.settings.seed},
-                     {"settle_ms", r.settings.curve_settle_ms},
-                     {"confidence", r.settings.confidence},
-                     {"curve_contexts", r.settings.curve_contexts},
-                     {"curve_positions", r.settings.curve_positions},
-                     {"curve_trials", r.settings.curve_trials},
+                     {"settle_ms", r.settings.curve.settle_ms},
+                     {"confidence", r.settings.gate.confidence},
+                     {"curve_contexts", r.settings.curve.contexts},
+                     {"curve_positions", r.settings.curve.positions},
+                     {"curve_trials", r.settings.curve.trials},
                      {"shape",
                       {{"system_tokens", spec.shape.system_tokens},
                        {"user_tokens", spec.shape.user_tokens},
@@ -484,7 +484,7 @@ inline nlohmann::json curve_result_json(const CurveResult& r) {
     j["counters"] = {{"available", r.counters.available}, {"queries", r.counters.queries}, {"hits", r.counters.hits}};
     j["cells"] = nlohmann::json::array();
     for (const auto& c : r.cells) j["cells"].push_back(curve_cell_json(c));
-    j["analysis"] = curve_analysis_json(analyse_curve(r.cells, r.settings.confidence));
+    j["analysis"] = curve_analysis_json(analyse_curve(r.cells, r.settings.gate.confidence));
     return j;
 }
 
@@ -553,7 +553,7 @@ inline CurveFile parse_curve_json(const nlohmann::json& j, const std::string& wh
 
 // Experiment 2's answer in the shared vocabulary: the verdict, then the evidence and the fit.
 inline RunHeadline curve_headline(const CurveResult& r) {
-    const auto a = analyse_curve(r.cells, r.settings.confidence);
+    const auto a = analyse_curve(r.cells, r.settings.gate.confidence);
     RunHeadline h = curve_verdict(r, a);
     h.details.push_back(std::to_string(a.cells - a.flagged) + " of " + std::to_string(a.cells) +
                         " cells: server-reported reuse = predicted reuse");

@@ -46,7 +46,7 @@ using StopRule = std::function<std::optional<std::string>(const PhaseResult& par
 inline StopRule stop_when_evidence_decides() {
     return [](const PhaseResult& partial) -> std::optional<std::string> {
         if (partial.engine.prefix_caching) return std::nullopt;
-        const double threshold = partial.settings.threshold_pct, confidence = partial.settings.confidence;
+        const double threshold = partial.settings.gate.threshold_pct, confidence = partial.settings.gate.confidence;
         PhaseResult now = partial;
         decide(now, threshold, confidence);
         if (now.verdict.outcome != Outcome::fail) return std::nullopt;
@@ -71,7 +71,7 @@ inline std::string utc_timestamp() {
 }
 
 inline std::string progress_line(const PhaseResult& r, const Trial& t) {
-    const int rounds = r.settings.warmup + r.settings.trials;
+    const int rounds = r.settings.hit_miss.warmup + r.settings.hit_miss.trials;
     const int round = t.index / arm_count + 1;
     char buf[256];
     std::snprintf(buf, sizeof buf, "[%s] trial %d (round %d/%d%s) %s%-10s TTFT %8.2f ms  cached %5d/%5d tokens",
@@ -84,8 +84,8 @@ inline std::string progress_line(const PhaseResult& r, const Trial& t) {
 // A checkpoint, written after a trial while the run goes on: statistics of the trials so far, and
 // a verdict that says the file is partial (the run may be killed before it is rewritten).
 inline void mark_partial(PhaseResult& r) {
-    decide(r, r.settings.threshold_pct, r.settings.confidence);
-    const int planned = arm_count * (r.settings.warmup + r.settings.trials);
+    decide(r, r.settings.gate.threshold_pct, r.settings.gate.confidence);
+    const int planned = arm_count * (r.settings.hit_miss.warmup + r.settings.hit_miss.trials);
     r.complete = false;
     r.verdict.outcome = Outcome::error;
     r.verdict.reason = "partial results: " + std::to_string(r.trials.size()) + " of at least " +
@@ -110,19 +110,19 @@ inline std::optional<std::string> rounds_done(const PhaseResult& partial, double
     const Settings& s = partial.settings;
     const int measured = static_cast<int>(partial.measured(Arm::hit).size());
     PhaseResult now = partial;
-    decide(now, s.threshold_pct, s.confidence);
+    decide(now, s.gate.threshold_pct, s.gate.confidence);
     if (now.verdict.outcome != Outcome::indeterminate)
-        return measured <= s.trials ? "decided at the first look, after the configured " + std::to_string(measured) +
+        return measured <= s.hit_miss.trials ? "decided at the first look, after the configured " + std::to_string(measured) +
                                           " rounds"
                                     : "decided after " + std::to_string(measured) + " rounds: " +
-                                          std::to_string(measured - s.trials) +
+                                          std::to_string(measured - s.hit_miss.trials) +
                                           " added one at a time while the interval straddled the bar";
-    if (measured >= std::max(s.trials, s.max_trials))
+    if (measured >= std::max(s.hit_miss.trials, s.hit_miss.max_trials))
         return "undecided at the cap of " + std::to_string(measured) + " rounds (--max-trials)";
-    if (s.time_budget_s > 0 && spent_s >= s.time_budget_s)
+    if (s.hit_miss.time_budget_s > 0 && spent_s >= s.hit_miss.time_budget_s)
         return detail::fmt("undecided after %.0f rounds when the time budget ran out (%.0f s of %.0f s, "
                            "--time-budget-s)",
-                           measured, spent_s, s.time_budget_s);
+                           measured, spent_s, s.hit_miss.time_budget_s);
     return std::nullopt;
 }
 
@@ -136,13 +136,13 @@ inline std::optional<Fault> context_check(const std::vector<TrialPrompts>& promp
     const auto size = [](const TrialPrompts& p) { return std::max(p.a_tokens, p.a_cold_tokens) + p.b_tokens + p.q_tokens; };
     for (const TrialPrompts& p : prompts)
         if (size(p) > size(*largest)) largest = &p;
-    const int need = size(*largest) + template_tokens + s.max_output_tokens;
+    const int need = size(*largest) + template_tokens + s.hit_miss.max_output_tokens;
     if (need <= *context) return std::nullopt;
     return Fault{FaultKind::context_too_long, FaultStage::setup,
                  "the largest request needs " + std::to_string(need) + " tokens (A " +
                      std::to_string(std::max(largest->a_tokens, largest->a_cold_tokens)) + " + B " +
                      std::to_string(largest->b_tokens) + " + Q " + std::to_string(largest->q_tokens) + " + template " +
-                     std::to_string(template_tokens) + " + output " + std::to_string(s.max_output_tokens) +
+                     std::to_string(template_tokens) + " + output " + std::to_string(s.hit_miss.max_output_tokens) +
                      "), more than the engine's context of " + std::to_string(*context) +
                      " tokens: lower --context-a-tokens, --context-b-tokens, --query-tokens or --max-output-tokens, "
                      "or serve a longer context (vLLM: --max-model-len, kvgate's fixture KVGATE_MAX_MODEL_LEN; llama-server: "
@@ -161,7 +161,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     PhaseResult r;
     r.phase = phase;
     r.settings = s;
-    r.settings.max_output_tokens = engine.output_tokens(s.max_output_tokens);
+    r.settings.hit_miss.max_output_tokens = engine.output_tokens(s.hit_miss.max_output_tokens);
     r.timestamp = utc_timestamp();
     r.git_revision = KVGATE_GIT_REVISION;
     r.settings.seed =
@@ -175,9 +175,9 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     // A baseline is read and checked before anything is timed: an incomparable one is misuse.
     std::optional<LoadedBaseline> baseline;
     std::vector<std::string> baseline_differences;
-    if (!s.baseline.empty()) {
-        baseline = load_baseline(s.baseline, phase);
-        baseline_differences = check_baseline(*baseline, r, s.baseline_comparable);
+    if (!s.baseline.path.empty()) {
+        baseline = load_baseline(s.baseline.path, phase);
+        baseline_differences = check_baseline(*baseline, r, s.baseline.comparable);
     }
 
     // Content is sized with the engine's tokenizer, never while a request is timed. Parts are sized by
@@ -202,7 +202,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     const auto prepare_round = [&](int round) {
         for (int i = round * arm_count; i < (round + 1) * arm_count; ++i) {
             const Arm arm = scheduled_arm(i);
-            prompts.push_back(builder.build(i, s.context_a_tokens, s.context_b_tokens, s.query_tokens));
+            prompts.push_back(builder.build(i, s.hit_miss.context_a_tokens, s.hit_miss.context_b_tokens, s.hit_miss.query_tokens));
             const TrialPrompts& p = prompts.back();
             auto warm = engine.token_ids(p.warm());
             auto warm_again = warm ? engine.token_ids(p.warm()) : std::nullopt;
@@ -212,7 +212,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
             planned.push_back(planner.add(ids, arm));
         }
     };
-    const int first_rounds = s.warmup + s.trials;
+    const int first_rounds = s.hit_miss.warmup + s.hit_miss.trials;
     for (int round = 0; round < first_rounds; ++round) prepare_round(round);
     r.sizes_estimated = builder.sizes_estimated();
     r.block_rounding = planner.block_rounding_note();
@@ -222,7 +222,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         r.fault = fault;
         r.complete = false;
         r.wall_time_s = ms_between(started, Clock::now()) / 1000;
-        decide(r, s.threshold_pct, s.confidence);
+        decide(r, s.gate.threshold_pct, s.gate.confidence);
         return r;
     }
 
@@ -242,7 +242,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         t.index = i;
         t.arm = scheduled_arm(i);
         t.reuse = planned[i];
-        t.warmup = round < s.warmup;
+        t.warmup = round < s.hit_miss.warmup;
         const TrialPrompts& p = prompts[i];
         t.warm_prompt_tokens_expected = p.a_tokens + p.b_tokens;
         t.prompt_tokens_expected = (t.arm == Arm::hit    ? p.a_tokens
@@ -267,8 +267,8 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
             fail(warm, FaultRequest::warm);
             break;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(s.settle_ms));
-        Completion measured = engine.complete(measured_prompt(p, t.arm), r.settings.max_output_tokens);
+        std::this_thread::sleep_for(std::chrono::milliseconds(s.hit_miss.settle_ms));
+        Completion measured = engine.complete(measured_prompt(p, t.arm), r.settings.hit_miss.max_output_tokens);
         t.measured = measured.record;
         if (measured.fault) {
             fail(measured, FaultRequest::measured);
@@ -276,7 +276,7 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
         }
         classify_trial_reuse(t, r.engine.block_size);
         t.ttft_ms = t.measured.stamps.first_token_ms.value_or(0);
-        if (r.settings.ttft == TtftSource::engine) {
+        if (r.settings.gate.ttft == TtftSource::engine) {
             if (!t.measured.engine_ttft_ms) {
                 measured.fault = Fault{FaultKind::no_engine_ttft, FaultStage::stream,
                                        "the server reported no time to first token of its own, which KVGATE_TTFT=engine "
@@ -301,10 +301,10 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     r.counters = counter_deltas(before, engine.prefix_cache_counters());
     r.complete = !r.fault;
     r.wall_time_s = ms_between(started, Clock::now()) / 1000;
-    decide(r, s.threshold_pct, s.confidence);
+    decide(r, s.gate.threshold_pct, s.gate.confidence);
     r.verdict.rounds_reason = r.early_stop ? "stopped early: the evidence decided" : rounds_reason;
     if (baseline && r.verdict.outcome != Outcome::error) {
-        r.baseline = compare_runs(*baseline, r, s.regression_pct, baseline_differences);
+        r.baseline = compare_runs(*baseline, r, s.baseline.regression_pct, baseline_differences);
         fold_baseline(r.verdict, *r.baseline);
     }
     return r;

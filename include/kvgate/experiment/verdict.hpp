@@ -116,7 +116,7 @@ inline std::string outside_prefill_note(const PhaseResult& r) {
 // looks at its cache (~2 us a token on a CPU core): on a GPU fast enough that prefill costs about
 // as much a token, the hit's longer prompt gives back in tokenizing what the cache saved.
 inline std::string hidden_saving_note(const PhaseResult& r, double bar) {
-    if (r.settings.ttft == TtftSource::engine) return "";
+    if (r.settings.gate.ttft == TtftSource::engine) return "";
     const auto hit_engine = engine_ttft_median(r.measured(Arm::hit));
     const auto miss_engine = engine_ttft_median(r.measured(Arm::miss));
     const auto hit_outside = outside_engine_ms(r.measured(Arm::hit));
@@ -224,7 +224,7 @@ inline void paired_ttft(const PhaseResult& r, Arm other, std::vector<double>& hi
 }
 
 inline SequentialPlan sequential_plan(const Settings& s, double confidence) {
-    return SequentialPlan{s.trials, std::max(s.trials, s.max_trials), confidence};
+    return SequentialPlan{s.hit_miss.trials, std::max(s.hit_miss.trials, s.hit_miss.max_trials), confidence};
 }
 
 inline Contrast contrast_of(const RatioInterval& ci, double bar, double look) {
@@ -283,7 +283,7 @@ inline std::string physics_note(const PhaseResult& r, const CostModel& m, double
                                             std::max(1, plan.first_look - 1));
         return bar * std::exp(t * std::max(ci.log_stdev, 0.05) / std::sqrt(double(plan.first_look)));
     };
-    const double a = s.context_a_tokens, b = s.context_b_tokens, q = s.query_tokens;
+    const double a = s.hit_miss.context_a_tokens, b = s.hit_miss.context_b_tokens, q = s.hit_miss.query_tokens;
     if (cache.n >= 2 && side_of(cache, bar) != Side::above) {
         const auto need = a_for_cache(m, b, q, target(cache));
         out += need ? detail::fmt("; cold/hit would clear the bar at A = %.0f tokens (B = %.0f, Q = %.0f)", *need, b, q)
@@ -339,7 +339,7 @@ inline RunFacts gather_facts(const PhaseResult& r, Verdict& v, double threshold_
         "--max-trials, alpha spent by Bonferroni (half at the first look, the rest over the later ones growing with the "
         "square of the rounds added), so "
         "every look's interval is valid together";
-    if (r.settings.ttft == TtftSource::engine)
+    if (r.settings.gate.ttft == TtftSource::engine)
         v.method += "; TTFT is the engine's own prompt time (KVGATE_TTFT=engine), not the client's first token";
 
     std::vector<double> hit_ttft, other_ttft;

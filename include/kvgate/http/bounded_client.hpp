@@ -60,15 +60,15 @@ struct Fetched {
 
 class BoundedClient {
 public:
-    // Keep-alive, Nagle off, connect and read timeouts from `s`, and request_deadline_s(s) for
+    // Keep-alive, Nagle off, connect and read timeouts from `t`, and request_deadline_s(t) for
     // every request. A URL cpp-httplib cannot use is misuse: `knob` names the setting it came from.
-    BoundedClient(const std::string& url, const Settings& s, const std::string& knob)
-        : client_(url), deadline_s_(request_deadline_s(s)) {
+    BoundedClient(const std::string& url, const Target& t, const std::string& knob)
+        : client_(url), deadline_s_(request_deadline_s(t)) {
         if (!client_.is_valid()) throw std::invalid_argument(knob + ": '" + url + "' is not a usable URL");
         client_.set_keep_alive(true);
         client_.set_tcp_nodelay(true);
-        client_.set_connection_timeout(microseconds(s.connect_timeout_s));
-        client_.set_read_timeout(microseconds(s.read_timeout_s));
+        client_.set_connection_timeout(microseconds(t.connect_timeout_s));
+        client_.set_read_timeout(microseconds(t.read_timeout_s));
         watchdog_ = std::thread([this] { watch(); });
     }
 

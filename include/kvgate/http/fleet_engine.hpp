@@ -80,16 +80,17 @@ inline std::string scheme_and_host(const std::string& url) {
 
 class FleetEngine : public Engine {
 public:
-    explicit FleetEngine(const Settings& settings)
-        : settings_(settings), router_(settings, std::make_unique<vllm::Dialect>()) {
-        if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key) api_key_ = key;
-        const bool named = !settings.fleet_replica_urls.empty();
-        urls_ = named ? split_url_list(settings.fleet_replica_urls) : ask_router();
-        const std::string router_host = detail::scheme_and_host(checked_url(settings.url));
+    // The router is the target; the options name the replicas behind it and its policy.
+    FleetEngine(const Target& router, const FleetOptions& options)
+        : target_(router), options_(options), router_(router, std::make_unique<vllm::Dialect>()) {
+        if (const char* key = std::getenv(router.api_key_env.c_str()); key && *key) api_key_ = key;
+        const bool named = !options.replica_urls.empty();
+        urls_ = named ? split_url_list(options.replica_urls) : ask_router();
+        const std::string router_host = detail::scheme_and_host(checked_url(router.url));
         for (const auto& url : urls_) {
             try {
                 replicas_.push_back(std::make_unique<BoundedClient>(
-                    url, settings, named ? "KVGATE_FLEET_REPLICA_URLS" : "the router's /list_workers"));
+                    url, router, named ? "KVGATE_FLEET_REPLICA_URLS" : "the router's /list_workers"));
             } catch (const std::invalid_argument& e) {  // the URL may be the router's words
                 throw std::invalid_argument(detail::server_text(e.what(), api_key_));
             }
@@ -103,7 +104,7 @@ public:
     EngineInfo describe() override {
         EngineInfo info = router_.describe();
         for (const auto& url : urls_) info.replica_urls.push_back(detail::server_text(url, api_key_));
-        info.router_policy = settings_.fleet_policy;
+        info.router_policy = options_.policy;
         return info;
     }
 
@@ -156,7 +157,7 @@ private:
     }
 
     std::vector<std::string> ask_router() {
-        BoundedClient router(checked_url(settings_.url), settings_, "KVGATE_URL");
+        BoundedClient router(checked_url(target_.url), target_, "KVGATE_URL");
         const Fetched res = router.fetch("GET", "/list_workers", headers(true));
         const std::string said =
             res.status ? "HTTP " + std::to_string(res.status)
@@ -166,7 +167,7 @@ private:
         std::vector<std::string> urls;
         if (res.status == 200) urls = detail::worker_urls_from_json(res.body);
         if (urls.empty())
-            throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS is empty and the router at " + settings_.url +
+            throw std::invalid_argument("KVGATE_FLEET_REPLICA_URLS is empty and the router at " + target_.url +
                                         " did not list its workers (GET /list_workers: " + said +
                                         "); name the replicas: --fleet-replica-urls http://host:port,http://host:port");
         try {
@@ -201,7 +202,8 @@ private:
         return out;
     }
 
-    Settings settings_;
+    Target target_;
+    FleetOptions options_;
     HttpEngine router_;
     std::string api_key_;
     std::vector<std::string> urls_;

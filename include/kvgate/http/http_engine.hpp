@@ -33,19 +33,21 @@ namespace kvgate {
 
 class HttpEngine : public Engine {
 public:
-    HttpEngine(const Settings& settings, std::unique_ptr<OpenAiDialect> dialect)
-        : settings_(checked(settings)),
+    // The target alone: what the server is asked beyond it is the dialect's (engines.hpp gives each
+    // dialect its own options).
+    HttpEngine(const Target& target, std::unique_ptr<OpenAiDialect> dialect)
+        : target_(checked(target)),
           dialect_(std::move(dialect)),
-          client_(std::make_unique<BoundedClient>(settings_.url, settings_, "KVGATE_URL")),
-          side_(std::make_unique<BoundedClient>(settings_.url, settings_, "KVGATE_URL")) {
+          client_(std::make_unique<BoundedClient>(target_.url, target_, "KVGATE_URL")),
+          side_(std::make_unique<BoundedClient>(target_.url, target_, "KVGATE_URL")) {
         if (!dialect_) throw std::invalid_argument("HttpEngine needs a dialect (engines.hpp makes one per engine kind)");
-        if (const char* key = std::getenv(settings.api_key_env.c_str()); key && *key) api_key_ = key;
+        if (const char* key = std::getenv(target.api_key_env.c_str()); key && *key) api_key_ = key;
     }
 
     EngineInfo describe() override {
         EngineInfo info;
         info.name = dialect_->engine_name();
-        info.url = settings_.url;
+        info.url = target_.url;
         info.endpoint = path();
         info.version = detail::server_text(dialect_->version(side_request()), api_key_);
         const auto view = metrics();
@@ -56,15 +58,15 @@ public:
     }
 
     std::optional<int> count_tokens(const std::string& prompt) override {
-        return dialect_->count_tokens(side_request(), settings_.model, settings_.endpoint == Endpoint::chat, prompt);
+        return dialect_->count_tokens(side_request(), target_.model, target_.endpoint == Endpoint::chat, prompt);
     }
 
     std::optional<TokenIds> token_ids(const std::string& prompt) override {
-        return dialect_->token_ids(side_request(), settings_.model, settings_.endpoint == Endpoint::chat, prompt);
+        return dialect_->token_ids(side_request(), target_.model, target_.endpoint == Endpoint::chat, prompt);
     }
 
     std::optional<std::string> detokenize(const std::vector<int>& ids) override {
-        auto text = dialect_->detokenize(side_request(), settings_.model, ids);
+        auto text = dialect_->detokenize(side_request(), target_.model, ids);
         if (text) *text = detail::server_text(*text, api_key_);
         return text;
     }
@@ -74,18 +76,18 @@ public:
     }
 
     // Messages need the chat endpoint: /v1/completions takes one prompt string.
-    std::optional<int> context_tokens() override { return dialect_->context_tokens(side_request(), settings_.model); }
+    std::optional<int> context_tokens() override { return dialect_->context_tokens(side_request(), target_.model); }
 
-    bool takes_messages() const override { return settings_.endpoint == Endpoint::chat; }
+    bool takes_messages() const override { return target_.endpoint == Endpoint::chat; }
 
     std::optional<std::vector<int>> message_token_ids(const std::vector<Message>& messages,
                                                       bool add_generation_prompt) override {
-        return dialect_->message_token_ids(side_request(), settings_.model, messages_json(messages), add_generation_prompt);
+        return dialect_->message_token_ids(side_request(), target_.model, messages_json(messages), add_generation_prompt);
     }
 
     Completion complete_messages(const std::vector<Message>& messages, int max_tokens) override {
         if (!takes_messages())
-            throw std::logic_error("HttpEngine: chat messages need the chat endpoint, not '" + std::string(to_string(settings_.endpoint)) +
+            throw std::logic_error("HttpEngine: chat messages need the chat endpoint, not '" + std::string(to_string(target_.endpoint)) +
                                    "'; use --endpoint chat");
         auto body = base_body(max_tokens);
         body["messages"] = messages_json(messages);
@@ -167,15 +169,15 @@ private:
         return out;
     }
 
-    static Settings checked(Settings s) {
-        if (s.url.empty()) throw std::invalid_argument("KVGATE_URL is empty: name the server to measure (--url)");
-        s.url = checked_url(s.url);
-        if (s.model.empty())
+    static Target checked(Target t) {
+        if (t.url.empty()) throw std::invalid_argument("KVGATE_URL is empty: name the server to measure (--url)");
+        t.url = checked_url(t.url);
+        if (t.model.empty())
             throw std::invalid_argument("KVGATE_MODEL is empty: name the model the server serves (--model)");
-        return s;
+        return t;
     }
 
-    std::string path() const { return settings_.endpoint == Endpoint::chat ? "/v1/chat/completions" : "/v1/completions"; }
+    std::string path() const { return target_.endpoint == Endpoint::chat ? "/v1/chat/completions" : "/v1/completions"; }
 
     httplib::Headers headers() const {
         httplib::Headers h;
@@ -185,7 +187,7 @@ private:
 
     nlohmann::json base_body(int max_tokens) const {
         nlohmann::json body = {
-            {"model", settings_.model},
+            {"model", target_.model},
             {"max_tokens", max_tokens},
             {"stream", true},
             {"stream_options", {{"include_usage", true}}},
@@ -197,7 +199,7 @@ private:
 
     nlohmann::json request_body(const std::string& prompt, int max_tokens) const {
         auto body = base_body(max_tokens);
-        if (settings_.endpoint == Endpoint::chat)
+        if (target_.endpoint == Endpoint::chat)
             body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", prompt}}});
         else
             body["prompt"] = prompt;
@@ -223,7 +225,7 @@ private:
     std::optional<Fault> classify(const BoundedClient::Sent& sent, bool over_limit, const StreamReader& reader,
                                   double silent_ms, const RequestRecord& record) const {
         if (reader.fault()) return reader.fault();
-        const std::string where = " (" + settings_.url + path() + ")";
+        const std::string where = " (" + target_.url + path() + ")";
         if (over_limit && reader.status() < 400)
             return Fault{FaultKind::no_done, FaultStage::stream,
                          "the stream passed " + mib_text(max_body_bytes) + " without 'data: [DONE]'" + where +
@@ -238,27 +240,27 @@ private:
                                          : "")};
         if (sent.expired && !sent.result) return deadline_fault(record, where);
         const httplib::Result& res = sent.result;
-        const double timeout_ms = settings_.read_timeout_s * 1000;
+        const double timeout_ms = target_.read_timeout_s * 1000;
         const bool timed_out = silent_ms >= 0.95 * timeout_ms;
         if (!res) {
             switch (res.error()) {
                 case httplib::Error::Connection:
                     return Fault{FaultKind::connection_refused, FaultStage::connect,
-                                 "could not connect to " + settings_.url + ": is the server running?"};
+                                 "could not connect to " + target_.url + ": is the server running?"};
                 case httplib::Error::ConnectionTimeout:
                     return Fault{FaultKind::connect_timeout, FaultStage::connect,
-                                 "no TCP connection to " + settings_.url + " within " +
-                                     std::to_string(settings_.connect_timeout_s) + " s"};
+                                 "no TCP connection to " + target_.url + " within " +
+                                     std::to_string(target_.connect_timeout_s) + " s"};
                 case httplib::Error::Read:
                     if (!record.stamps.headers_ms)
                         return timed_out ? Fault{FaultKind::read_timeout_before_headers, FaultStage::headers,
                                                  "no response headers within the read timeout of " +
-                                                     std::to_string(settings_.read_timeout_s) + " s" + where}
+                                                     std::to_string(target_.read_timeout_s) + " s" + where}
                                          : Fault{FaultKind::closed_before_headers, FaultStage::headers,
                                                  "the server closed the connection before sending headers" + where};
                     return timed_out ? Fault{FaultKind::stalled_mid_stream, FaultStage::stream,
                                              "the stream stalled: no bytes for " +
-                                                 std::to_string(settings_.read_timeout_s) + " s" + where}
+                                                 std::to_string(target_.read_timeout_s) + " s" + where}
                                      : Fault{FaultKind::closed_mid_stream, FaultStage::stream,
                                              "the server closed the connection mid-stream" + where};
                 default:
@@ -278,8 +280,8 @@ private:
     // The request outlived request_deadline_s while the server kept it alive (bytes, SSE comments or
     // header lines, each within the read timeout). The kinds are the nearest timeouts of each stage.
     Fault deadline_fault(const RequestRecord& record, const std::string& where) const {
-        const std::string deadline = "the request deadline of " + seconds_text(request_deadline_s(settings_)) +
-                                     (settings_.request_timeout_s > 0
+        const std::string deadline = "the request deadline of " + seconds_text(request_deadline_s(target_)) +
+                                     (target_.request_timeout_s > 0
                                           ? ""
                                           : " (" + std::to_string(read_timeouts_per_deadline) + " x the read timeout)");
         const std::string fix = ": the server kept the connection busy without finishing; check the server, or allow "
@@ -291,7 +293,7 @@ private:
                      "the stream did not end within " + deadline + where + fix};
     }
 
-    Settings settings_;
+    Target target_;
     std::unique_ptr<OpenAiDialect> dialect_;
     std::unique_ptr<BoundedClient> client_;  // the timed requests' one keep-alive connection
     std::unique_ptr<BoundedClient> side_;    // tokenize, metrics, version: never on the timed connection

@@ -300,7 +300,7 @@ struct BaselineRecord {
     std::string path;      // the baseline's results file
     std::string revision;  // its git revision and when it ran
     std::string timestamp;
-    std::string outcome;   // pass / fail / indeterminate / error (baseline.hpp)
+    Outcome outcome = Outcome::error;  // pass / fail / indeterminate / error (baseline.hpp)
     std::string reason, fix, method;
     double regression_pct = 0, confidence = 0;
     double baseline_ratio = 0, current_ratio = 0;        // geometric-mean miss/hit of each run

@@ -393,7 +393,7 @@ inline const std::vector<Field<BaselineRecord>>& baseline_fields() {
         member<String>("path", &BaselineRecord::path),
         member<String>("git_revision", &BaselineRecord::revision),
         member<String>("timestamp", &BaselineRecord::timestamp),
-        member<String>("outcome", &BaselineRecord::outcome),
+        member<OutcomeName>("outcome", &BaselineRecord::outcome),
         member<String>("reason", &BaselineRecord::reason),
         member<String>("fix", &BaselineRecord::fix),
         member<String>("method", &BaselineRecord::method),
@@ -458,24 +458,24 @@ inline const std::vector<Field<ArmStats>>& stats_fields() {
 // The seed's config keys, read from and into the run's settings.
 inline const std::vector<Field<PhaseResult>>& config_fields() {
     static const std::vector<Field<PhaseResult>> f = {
-        field<Integer, PhaseResult>("context_size_a", [](PhaseResult& r) -> int& { return r.settings.context_a_tokens; }),
-        field<Integer, PhaseResult>("context_size_b", [](PhaseResult& r) -> int& { return r.settings.context_b_tokens; }),
+        field<Integer, PhaseResult>("context_size_a", [](PhaseResult& r) -> int& { return r.settings.hit_miss.context_a_tokens; }),
+        field<Integer, PhaseResult>("context_size_b", [](PhaseResult& r) -> int& { return r.settings.hit_miss.context_b_tokens; }),
         field<Integer, PhaseResult>("max_output_tokens",
-                                    [](PhaseResult& r) -> int& { return r.settings.max_output_tokens; }),
-        field<Integer, PhaseResult>("num_trials", [](PhaseResult& r) -> int& { return r.settings.trials; }),
-        field<Integer, PhaseResult>("warmup_trials", [](PhaseResult& r) -> int& { return r.settings.warmup; }),
-        field<Integer, PhaseResult>("query_size", [](PhaseResult& r) -> int& { return r.settings.query_tokens; }),
-        field<Integer, PhaseResult>("settle_ms", [](PhaseResult& r) -> int& { return r.settings.settle_ms; }),
+                                    [](PhaseResult& r) -> int& { return r.settings.hit_miss.max_output_tokens; }),
+        field<Integer, PhaseResult>("num_trials", [](PhaseResult& r) -> int& { return r.settings.hit_miss.trials; }),
+        field<Integer, PhaseResult>("warmup_trials", [](PhaseResult& r) -> int& { return r.settings.hit_miss.warmup; }),
+        field<Integer, PhaseResult>("query_size", [](PhaseResult& r) -> int& { return r.settings.hit_miss.query_tokens; }),
+        field<Integer, PhaseResult>("settle_ms", [](PhaseResult& r) -> int& { return r.settings.hit_miss.settle_ms; }),
         field<Unsigned, PhaseResult>("seed", [](PhaseResult& r) -> std::uint64_t& { return r.settings.seed; }),
         member<Boolean>("sizes_estimated", &PhaseResult::sizes_estimated),
         // Absent from files written before KVGATE_TTFT: those compared the client's TTFT.
         added_later(field<Named<TtftSource, to_string, ttft_source_from_string>, PhaseResult>(
-            "ttft", [](PhaseResult& r) -> TtftSource& { return r.settings.ttft; })),
+            "ttft", [](PhaseResult& r) -> TtftSource& { return r.settings.gate.ttft; })),
         // Absent from files written before the sequential decision: those ran num_trials rounds, no more
         // (phase_result_from_json says so).
-        added_later(field<Integer, PhaseResult>("max_trials", [](PhaseResult& r) -> int& { return r.settings.max_trials; })),
+        added_later(field<Integer, PhaseResult>("max_trials", [](PhaseResult& r) -> int& { return r.settings.hit_miss.max_trials; })),
         added_later(field<Number, PhaseResult>("time_budget_s",
-                                               [](PhaseResult& r) -> double& { return r.settings.time_budget_s; })),
+                                               [](PhaseResult& r) -> double& { return r.settings.hit_miss.time_budget_s; })),
     };
     return f;
 }
@@ -640,7 +640,7 @@ inline const std::vector<Field<PhaseResult>>& result_fields() {
     static const std::vector<Field<PhaseResult>> f = {
         kvgate_field(),  // first: a newer schema is reported as such, not as some missing key
         phase_field(),
-        field<String, PhaseResult>("model", [](PhaseResult& r) -> std::string& { return r.settings.model; }),
+        field<String, PhaseResult>("model", [](PhaseResult& r) -> std::string& { return r.settings.target.model; }),
         member<String>("timestamp", &PhaseResult::timestamp),
         field<Object<PhaseResult, config_fields>, PhaseResult>("config", [](PhaseResult& r) -> PhaseResult& { return r; }),
         arm_field(Arm::hit),
@@ -677,13 +677,13 @@ inline PhaseResult phase_result_from_json(const nlohmann::json& doc, const std::
     if (phase) r.phase = *phase;
     results_json::read_object(results_json::result_fields(), r, root);
     if (!root["config"].has("max_trials")) {
-        r.settings.max_trials = r.settings.trials;
-        r.settings.time_budget_s = 0;
+        r.settings.hit_miss.max_trials = r.settings.hit_miss.trials;
+        r.settings.hit_miss.time_budget_s = 0;
     }
     // The bar and the confidence the run was decided at are the verdict's (decide() records them):
     // a file read back keeps them rather than taking the defaults.
-    if (r.verdict.threshold_pct > 0) r.settings.threshold_pct = r.verdict.threshold_pct;
-    if (r.verdict.confidence > 0) r.settings.confidence = r.verdict.confidence;
+    if (r.verdict.threshold_pct > 0) r.settings.gate.threshold_pct = r.verdict.threshold_pct;
+    if (r.verdict.confidence > 0) r.settings.gate.confidence = r.verdict.confidence;
     std::stable_sort(r.trials.begin(), r.trials.end(), [](const Trial& a, const Trial& b) { return a.index < b.index; });
     return r;
 }

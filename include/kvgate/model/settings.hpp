@@ -35,12 +35,41 @@ inline std::optional<TtftSource> ttft_source_from_string(const std::string& s) {
     return detail::enum_from_name(detail::ttft_source_names, s);
 }
 
-struct Settings {
-    EngineKind engine = EngineKind::vllm_http;
+// The settings come in sections, one per concern: each engine kind reads the target and its own
+// options, each experiment its spec, the verdict the gate spec. The one table below sets them all.
+
+// Which server, which model, over which route, and how long to wait for it: every engine's.
+struct Target {
     std::string url;    // http://host:port of an OpenAI-compatible server (served engines)
     std::string model;  // model name as the server knows it, or a path (in-process engines)
     std::string api_key_env = "KVGATE_API_KEY";
     Endpoint endpoint = Endpoint::chat;
+    double connect_timeout_s = 5;
+    double read_timeout_s = 120;
+    double request_timeout_s = 0;  // 0: request_deadline_s() derives it from the read timeout
+};
+
+// The Python side: the venv the fixtures' servers and the in-process engine run in, and the
+// in-process engine's weights.
+struct PythonOptions {
+    std::string venv = ".venv";
+    std::string dtype;  // "": the engine's choice
+    bool dummy_weights = false;
+};
+
+struct LlamacppOptions {
+    int cache_reuse = 0;  // llama.cpp's n_cache_reuse, sent with every request
+};
+
+// A fleet (engine vllm_fleet): Target::url is the router; these name what is behind it.
+struct FleetOptions {
+    std::string replica_urls;  // comma-separated replica roots; empty: asked from the router
+    std::string policy;        // the router's policy (the fixture starts it; reports name it)
+    int replicas = 2;          // replicas the fixture starts
+};
+
+// Experiment 1: the seed's sizes, and how many rounds of hit, miss and cold.
+struct HitMissSpec {
     int trials = 10;      // rounds (one trial of each arm) before the first look
     int max_trials = 40;  // rounds at most while the verdict is undecided (at least `trials`)
     double time_budget_s = 300;  // no round starts after this much measuring while undecided; 0: no budget
@@ -50,42 +79,54 @@ struct Settings {
     int context_b_tokens = 256;
     int query_tokens = 32;
     int max_output_tokens = 50;
+};
+
+// What the verdict compares, and against which bar.
+struct GateSpec {
     double threshold_pct = 10;
     double confidence = 0.95;
     TtftSource ttft = TtftSource::client;
-    double connect_timeout_s = 5;
-    double read_timeout_s = 120;
-    double request_timeout_s = 0;  // 0: request_deadline_s() derives it from the read timeout
+};
+
+// Experiment 2's sweep (kvgate curve): context lengths, edit positions (0 = first exchange,
+// 1 = last), trials (pairs of forward and backward passes balance drift).
+struct CurveSpec {
+    std::string contexts = "384,576";
+    std::string positions = "0,0.25,0.5,0.75,1";
+    int trials = 2;
+    int settle_ms = 100;  // between a cell's warm and measured request; Experiment 1 keeps the seed's 500
+};
+
+struct BaselineSpec {
+    std::string path;            // a results file (or a directory of them) from a known-good build; "": no baseline gate
+    double regression_pct = 10;  // how far the saving may shrink against the baseline
+    bool comparable = false;     // compare even where model, sizes, engine or endpoint differ
+};
+
+struct Settings {
+    EngineKind engine = EngineKind::vllm_http;
+    Target target;
+    // The negative control is the run's, not one engine's: the in-process engine and llama.cpp act on it.
+    bool prefix_caching = true;
+    PythonOptions python;
+    LlamacppOptions llamacpp;
+    FleetOptions fleet;
+    HitMissSpec hit_miss;
+    GateSpec gate;
+    CurveSpec curve;
+    BaselineSpec baseline;
     std::uint64_t seed = 0;  // 0: a fresh seed per run, so no run is served from an earlier run's cache
     // Relative paths are taken from the working directory; the CLI is run from the repository root
     // and CTest runs the gpu tests and the report step there too.
     std::string out = "reports";
-    std::string venv = ".venv";
-    std::string dtype;  // "": the engine's choice
-    bool dummy_weights = false;
-    bool prefix_caching = true;
-    int llamacpp_cache_reuse = 0;  // llama.cpp's n_cache_reuse, sent with every request
-    // A fleet (engine vllm_fleet): KVGATE_URL is the router; these name what is behind it.
-    std::string fleet_replica_urls;  // comma-separated replica roots; empty: asked from the router
-    std::string fleet_policy;        // the router's policy (the fixture starts it; reports name it)
-    int fleet_replicas = 2;          // replicas the fixture starts
-    // Experiment 2's sweep (kvgate curve): context lengths, edit positions (0 = first exchange,
-    // 1 = last), trials (pairs of forward and backward passes balance drift).
-    std::string curve_contexts = "384,576";
-    std::string curve_positions = "0,0.25,0.5,0.75,1";
-    int curve_trials = 2;
-    int curve_settle_ms = 100;  // between a cell's warm and measured request; Experiment 1 keeps the seed's 500
-    std::string baseline;         // a results file (or a directory of them) from a known-good build; "": no baseline gate
-    double regression_pct = 10;   // how far the saving may shrink against the baseline
-    bool baseline_comparable = false;  // compare even where model, sizes, engine or endpoint differ
 };
 
 // How long one request may take in all. The read timeout restarts with every byte, so it alone
 // lets a server that drips bytes or SSE comments hold a request forever. Unset, a few read
 // timeouts: the first token may take nearly one, the rest of the reply must fit in the others.
 inline constexpr int read_timeouts_per_deadline = 4;
-inline double request_deadline_s(const Settings& s) {
-    return s.request_timeout_s > 0 ? s.request_timeout_s : read_timeouts_per_deadline * s.read_timeout_s;
+inline double request_deadline_s(const Target& t) {
+    return t.request_timeout_s > 0 ? t.request_timeout_s : read_timeouts_per_deadline * t.read_timeout_s;
 }
 
 // The least miss/hit TTFT ratio that counts as the cache saving `threshold_pct` percent.
@@ -151,45 +192,62 @@ inline bool parse_bool(const std::string& name, const std::string& v) {
     throw std::invalid_argument(name + ": '" + v + "' is neither on (1, ON, true, yes) nor off (0, OFF, false, no)");
 }
 
-inline SettingSpec int_knob(std::string key, std::string flag, std::string help, int Settings::*field, long long lo,
-                            long long hi) {
-    return {key, flag, std::move(help),
-            [=](Settings& s, const std::string& v) { s.*field = static_cast<int>(parse_int(key, v, lo, hi)); },
-            [=](const Settings& s) { return std::to_string(s.*field); }};
+// Where a knob's value lives: a member of one of the settings' sections, or of the settings
+// themselves. Reading through a const Settings never writes.
+template <class T>
+struct FieldRef {
+    std::function<T&(Settings&)> ref;
+    T& operator()(Settings& s) const { return ref(s); }
+    const T& operator()(const Settings& s) const { return ref(const_cast<Settings&>(s)); }
+};
+template <class Section, class T>
+FieldRef<T> in(Section Settings::*section, T Section::*member) {
+    return {[=](Settings& s) -> T& { return s.*section.*member; }};
+}
+template <class T>
+FieldRef<T> top(T Settings::*member) {
+    return {[=](Settings& s) -> T& { return s.*member; }};
 }
 
-inline SettingSpec double_knob(std::string key, std::string flag, std::string help, double Settings::*field, double lo,
+inline SettingSpec int_knob(std::string key, std::string flag, std::string help, FieldRef<int> field, long long lo,
+                            long long hi) {
+    return {key, flag, std::move(help),
+            [=](Settings& s, const std::string& v) { field(s) = static_cast<int>(parse_int(key, v, lo, hi)); },
+            [=](const Settings& s) { return std::to_string(field(s)); }};
+}
+
+inline SettingSpec double_knob(std::string key, std::string flag, std::string help, FieldRef<double> field, double lo,
                                double hi) {
-    return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { s.*field = parse_double(key, v, lo, hi); },
+    return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { field(s) = parse_double(key, v, lo, hi); },
             [=](const Settings& s) {
-                std::string t = std::to_string(s.*field);
+                std::string t = std::to_string(field(s));
                 while (t.size() > 1 && t.back() == '0') t.pop_back();
                 if (!t.empty() && t.back() == '.') t.pop_back();
                 return t;
             }};
 }
 
-inline SettingSpec string_knob(std::string key, std::string flag, std::string help, std::string Settings::*field) {
-    return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { s.*field = v; },
-            [=](const Settings& s) { return s.*field; }};
+inline SettingSpec string_knob(std::string key, std::string flag, std::string help, FieldRef<std::string> field) {
+    return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { field(s) = v; },
+            [=](const Settings& s) { return field(s); }};
 }
 
 // One of an enum's names; a wrong one is refused with the accepted names.
 template <class E, std::size_t N>
-SettingSpec enum_knob(std::string key, std::string flag, std::string help, E Settings::*field,
+SettingSpec enum_knob(std::string key, std::string flag, std::string help, FieldRef<E> field,
                       const EnumName<E> (&names)[N]) {
     return {key, flag, std::move(help),
             [=, &names](Settings& s, const std::string& v) {
                 const auto value = enum_from_name(names, v);
                 if (!value)
                     throw std::invalid_argument(key + ": '" + v + "' is not one of: " + enum_name_list(names));
-                s.*field = *value;
+                field(s) = *value;
             },
-            [=, &names](const Settings& s) { return std::string(enum_name(names, s.*field)); }};
+            [=, &names](const Settings& s) { return std::string(enum_name(names, field(s))); }};
 }
 
 // A comma-separated list of numbers, each checked by `check` (which throws naming the knob).
-inline SettingSpec list_knob(std::string key, std::string flag, std::string help, std::string Settings::*field,
+inline SettingSpec list_knob(std::string key, std::string flag, std::string help, FieldRef<std::string> field,
                              std::function<void(const std::string&)> check) {
     return {key, flag, std::move(help),
             [=](Settings& s, const std::string& v) {
@@ -199,14 +257,14 @@ inline SettingSpec list_knob(std::string key, std::string flag, std::string help
                     if (comma == std::string::npos) break;
                     from = comma + 1;
                 }
-                s.*field = v;
+                field(s) = v;
             },
-            [=](const Settings& s) { return s.*field; }};
+            [=](const Settings& s) { return field(s); }};
 }
 
-inline SettingSpec switch_knob(std::string key, std::string flag, std::string help, bool Settings::*field) {
-    return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { s.*field = parse_bool(key, v); },
-            [=](const Settings& s) { return std::string(s.*field ? "ON" : "OFF"); }, true};
+inline SettingSpec switch_knob(std::string key, std::string flag, std::string help, FieldRef<bool> field) {
+    return {key, flag, std::move(help), [=](Settings& s, const std::string& v) { field(s) = parse_bool(key, v); },
+            [=](const Settings& s) { return std::string(field(s) ? "ON" : "OFF"); }, true};
 }
 
 }  // namespace detail
@@ -257,121 +315,121 @@ inline const std::vector<SettingSpec>& setting_table() {
          [](const Settings& s) { return std::string(to_string(s.engine)); }},
         {"KVGATE_URL", "--url",
          "OpenAI-compatible server to measure (http://host:port, no path); empty: the test fixture's engine",
-         [](Settings& s, const std::string& v) { s.url = v.empty() ? v : checked_url(v); },
-         [](const Settings& s) { return s.url; }},
+         [](Settings& s, const std::string& v) { s.target.url = v.empty() ? v : checked_url(v); },
+         [](const Settings& s) { return s.target.url; }},
         string_knob("KVGATE_MODEL", "--model", "model name the server serves, or model path (in-process engines)",
-                    &Settings::model),
+                    in(&Settings::target, &Target::model)),
         string_knob("KVGATE_API_KEY_ENV", "--api-key-env",
                     "name of the environment variable holding the API key (the key itself is never logged)",
-                    &Settings::api_key_env),
+                    in(&Settings::target, &Target::api_key_env)),
         enum_knob("KVGATE_ENDPOINT", "--endpoint", "chat (/v1/chat/completions) or completions (/v1/completions)",
-                  &Settings::endpoint, endpoint_names),
-        int_knob("KVGATE_TRIALS", "--trials", "measured trials per arm (rounds of hit, miss and cold) before the first look", &Settings::trials, 2, 10000),
+                  in(&Settings::target, &Target::endpoint), endpoint_names),
+        int_knob("KVGATE_TRIALS", "--trials", "measured trials per arm (rounds of hit, miss and cold) before the first look", in(&Settings::hit_miss, &HitMissSpec::trials), 2, 10000),
         int_knob("KVGATE_MAX_TRIALS", "--max-trials",
                  "most measured trials per arm while the verdict is undecided: rounds are added one at a time after "
                  "--trials, each look at the interval paid for (alpha spending); at or below --trials: no rounds added",
-                 &Settings::max_trials, 2, 10000),
+                 in(&Settings::hit_miss, &HitMissSpec::max_trials), 2, 10000),
         double_knob("KVGATE_TIME_BUDGET_S", "--time-budget-s",
                     "no round is added once the run has measured this long (seconds; 0: no budget); the rounds of "
                     "--trials always run",
-                    &Settings::time_budget_s, 0, 1e6),
-        int_knob("KVGATE_WARMUP", "--warmup", "warm-up trials per arm, measured but not counted", &Settings::warmup, 0,
+                    in(&Settings::hit_miss, &HitMissSpec::time_budget_s), 0, 1e6),
+        int_knob("KVGATE_WARMUP", "--warmup", "warm-up trials per arm, measured but not counted", in(&Settings::hit_miss, &HitMissSpec::warmup), 0,
                  1000),
         int_knob("KVGATE_SETTLE_MS", "--settle-ms", "pause between warming [A,B] and the measured query",
-                 &Settings::settle_ms, 0, 60000),
+                 in(&Settings::hit_miss, &HitMissSpec::settle_ms), 0, 60000),
         int_knob("KVGATE_CONTEXT_A_TOKENS", "--context-a-tokens", "size of the removable context A, in tokens",
-                 &Settings::context_a_tokens, 16, 1 << 20),
+                 in(&Settings::hit_miss, &HitMissSpec::context_a_tokens), 16, 1 << 20),
         int_knob("KVGATE_CONTEXT_B_TOKENS", "--context-b-tokens", "size of the retained context B, in tokens",
-                 &Settings::context_b_tokens, 16, 1 << 20),
-        int_knob("KVGATE_QUERY_TOKENS", "--query-tokens", "size of the query Q, in tokens", &Settings::query_tokens, 4,
+                 in(&Settings::hit_miss, &HitMissSpec::context_b_tokens), 16, 1 << 20),
+        int_knob("KVGATE_QUERY_TOKENS", "--query-tokens", "size of the query Q, in tokens", in(&Settings::hit_miss, &HitMissSpec::query_tokens), 4,
                  1 << 20),
         int_knob("KVGATE_MAX_OUTPUT_TOKENS", "--max-output-tokens",
                  "tokens generated by the measured query (EOS ignored; in-process engines generate 1)",
-                 &Settings::max_output_tokens, 1, 1 << 20),
+                 in(&Settings::hit_miss, &HitMissSpec::max_output_tokens), 1, 1 << 20),
         double_knob("KVGATE_THRESHOLD_PCT", "--threshold-pct",
                     "least TTFT degradation (%) both contrasts must show: cold [A',B,Q] vs hit (the cache's saving) and the "
-                    "seed's miss [B,Q] vs hit (the invalidation cost)", &Settings::threshold_pct,
+                    "seed's miss [B,Q] vs hit (the invalidation cost)", in(&Settings::gate, &GateSpec::threshold_pct),
                     0, 1e6),
         enum_knob("KVGATE_TTFT", "--ttft",
                   "TTFT the gate compares: client (the first token's arrival, what users wait for) or engine (the server's "
          "own prompt time: llama.cpp's timings.prompt_ms, vLLM's per-request metrics), for a model so small that "
          "the server's per-request work (tokenizing) hides the prefill saving from the client",
-                  &Settings::ttft, ttft_source_names),
+                  in(&Settings::gate, &GateSpec::ttft), ttft_source_names),
         double_knob("KVGATE_CONFIDENCE", "--confidence", "confidence level of each contrast's interval, over all its looks (alpha spent across rounds)",
-                    &Settings::confidence, 0.5, 0.999),
+                    in(&Settings::gate, &GateSpec::confidence), 0.5, 0.999),
         double_knob("KVGATE_CONNECT_TIMEOUT_S", "--connect-timeout-s", "TCP connect deadline",
-                    &Settings::connect_timeout_s, 0.01, 3600),
+                    in(&Settings::target, &Target::connect_timeout_s), 0.01, 3600),
         double_knob("KVGATE_READ_TIMEOUT_S", "--read-timeout-s",
                     "deadline for the next byte of a response (before headers and mid-stream)",
-                    &Settings::read_timeout_s, 0.01, 3600),
+                    in(&Settings::target, &Target::read_timeout_s), 0.01, 3600),
         double_knob("KVGATE_REQUEST_TIMEOUT_S", "--request-timeout-s",
                     "deadline for a whole request, headers to the stream's end (any request: timed, tokenize, "
                     "metrics); 0: " + std::to_string(read_timeouts_per_deadline) + " x KVGATE_READ_TIMEOUT_S",
-                    &Settings::request_timeout_s, 0, 86400),
+                    in(&Settings::target, &Target::request_timeout_s), 0, 86400),
         {"KVGATE_SEED", "--seed", "content seed (any 64-bit value); 0 draws a fresh one per run (recorded in the report)",
          [](Settings& s, const std::string& v) { s.seed = detail::parse_uint64("KVGATE_SEED", v); },
          [](const Settings& s) { return std::to_string(s.seed); }},
         string_knob("KVGATE_OUT", "--out",
                     "directory the results files (results_<phase>.json) and the reports go to, for the CLI and the "
                     "tests alike",
-                    &Settings::out),
+                    top(&Settings::out)),
         string_knob("KVGATE_VENV", "--venv",
                     "Python virtual environment with vLLM: runs the test fixtures' server and the in-process engine",
-                    &Settings::venv),
+                    in(&Settings::python, &PythonOptions::venv)),
         string_knob("KVGATE_DTYPE", "--dtype", "weight dtype for an in-process engine (float32, bfloat16...); empty: "
                                                "float32 without a GPU, else the engine's choice",
-                    &Settings::dtype),
+                    in(&Settings::python, &PythonOptions::dtype)),
         switch_knob("KVGATE_DUMMY_WEIGHTS", "--dummy-weights",
                     "in-process engine: random weights (vLLM --load-format dummy), same compute",
-                    &Settings::dummy_weights),
+                    in(&Settings::python, &PythonOptions::dummy_weights)),
         switch_knob("KVGATE_PREFIX_CACHING", "--prefix-caching",
                     "prefix caching on (--no-prefix-caching: the negative control) for the in-process engine, and "
                     "for llama.cpp, whose requests then send cache_prompt false",
-                    &Settings::prefix_caching),
+                    top(&Settings::prefix_caching)),
         int_knob("KVGATE_LLAMACPP_CACHE_REUSE", "--llamacpp-cache-reuse",
                  "llama.cpp: least chunk (tokens) the server may shift into place after the prompts diverge, sent "
                  "with every request as n_cache_reuse (it overrides --cache-reuse) and also the fixture's "
                  "--cache-reuse; 0 = off",
-                 &Settings::llamacpp_cache_reuse, 0, 1 << 20),
+                 in(&Settings::llamacpp, &LlamacppOptions::cache_reuse), 0, 1 << 20),
         {"KVGATE_FLEET_REPLICA_URLS", "--fleet-replica-urls",
          "engine vllm_fleet: the replicas behind the router (KVGATE_URL), comma-separated http://host:port, whose "
          "/metrics place each request; empty: the router's /list_workers",
          [](Settings& s, const std::string& v) {
              split_url_list(v);
-             s.fleet_replica_urls = v;
+             s.fleet.replica_urls = v;
          },
-         [](const Settings& s) { return s.fleet_replica_urls; }},
+         [](const Settings& s) { return s.fleet.replica_urls; }},
         string_knob("KVGATE_FLEET_POLICY", "--fleet-policy",
                     "engine vllm_fleet: the router's policy (vllm-router --policy); the fleet fixture starts the router "
                     "with it (empty: cache_aware) and reports name it",
-                    &Settings::fleet_policy),
+                    in(&Settings::fleet, &FleetOptions::policy)),
         int_knob("KVGATE_FLEET_REPLICAS", "--fleet-replicas", "engine vllm_fleet: replicas the fleet fixture starts",
-                 &Settings::fleet_replicas, 1, 64),
+                 in(&Settings::fleet, &FleetOptions::replicas), 1, 64),
         list_knob("KVGATE_CURVE_CONTEXTS", "--curve-contexts",
                   "Experiment 2 (kvgate curve): conversation lengths in tokens, comma-separated",
-                  &Settings::curve_contexts,
+                  in(&Settings::curve, &CurveSpec::contexts),
                   [](const std::string& x) { parse_int("KVGATE_CURVE_CONTEXTS", x, 64, 1 << 20); }),
         list_knob("KVGATE_CURVE_POSITIONS", "--curve-positions",
                   "Experiment 2: edit positions, comma-separated fractions (0 = first exchange, 1 = last)",
-                  &Settings::curve_positions,
+                  in(&Settings::curve, &CurveSpec::positions),
                   [](const std::string& x) { parse_double("KVGATE_CURVE_POSITIONS", x, 0, 1); }),
         int_knob("KVGATE_CURVE_TRIALS", "--curve-trials",
                  "Experiment 2: passes over the sweep (even: forward and backward pairs balance drift)",
-                 &Settings::curve_trials, 1, 1000),
+                 in(&Settings::curve, &CurveSpec::trials), 1, 1000),
         int_knob("KVGATE_CURVE_SETTLE_MS", "--curve-settle-ms",
                  "Experiment 2: pause between a cell's warm and measured request (Experiment 1 uses "
                  "KVGATE_SETTLE_MS, the seed's 500 ms)",
-                 &Settings::curve_settle_ms, 0, 60000),
+                 in(&Settings::curve, &CurveSpec::settle_ms), 0, 60000),
         string_knob("KVGATE_BASELINE", "--baseline",
                     "results of a known-good build to compare against: a results file, or a directory holding "
                     "results_<phase>.json (e.g. a copy of an earlier run's KVGATE_OUT, outside this run's); empty: no baseline gate",
-                    &Settings::baseline),
+                    in(&Settings::baseline, &BaselineSpec::path)),
         double_knob("KVGATE_REGRESSION_PCT", "--regression-pct",
                     "the baseline gate fails when the miss/hit ratio shrank by more than this (%) against the baseline",
-                    &Settings::regression_pct, 0.1, 99),
+                    in(&Settings::baseline, &BaselineSpec::regression_pct), 0.1, 99),
         switch_knob("KVGATE_BASELINE_COMPARABLE", "--baseline-comparable",
                     "compare with a baseline whose model, sizes, engine or endpoint differ (otherwise refused)",
-                    &Settings::baseline_comparable),
+                    in(&Settings::baseline, &BaselineSpec::comparable)),
     };
     return table;
 }

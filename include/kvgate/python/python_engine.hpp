@@ -103,18 +103,20 @@ inline std::optional<int> max_model_len_for(bool gpu, const char* env_value) {
 }
 
 // Hidden like pybind11's own types, which it holds (else GCC warns about the visibility mismatch).
-// Uses the settings' venv, model, dtype, dummy_weights and prefix_caching; the engine is set up as
+// Reads the target's model, its own options (venv, dtype, dummy weights) and the run's prefix-caching
+// switch, nothing else of the settings; the engine is set up as
 // the test fixture's server (cmake/engine/engine.sh): eager mode; the context from
 // KVGATE_MAX_MODEL_LEN, else 1024 on a CPU (with its 1 GiB KV cache) and the model's own on a GPU
 // (max_model_len_for); on a GPU KVGATE_GPU_MEMORY_UTILIZATION (default 0.4) of its memory, so the
 // fixture's server can run beside it.
 class __attribute__((visibility("hidden"))) PythonEngine : public Engine {
 public:
-    explicit PythonEngine(const Settings& settings) : settings_(settings) {
-        if (auto problem = python_environment_problem(settings.venv)) throw std::invalid_argument(*problem);
-        if (settings.model.empty())
+    PythonEngine(const Target& target, const PythonOptions& options, bool prefix_caching)
+        : target_(target), options_(options), prefix_caching_(prefix_caching) {
+        if (auto problem = python_environment_problem(options.venv)) throw std::invalid_argument(*problem);
+        if (target.model.empty())
             throw std::invalid_argument("KVGATE_MODEL is empty: name the model directory or hub name (--model)");
-        start_interpreter(settings.venv);
+        start_interpreter(options.venv);
         pybind11::gil_scoped_acquire gil;
         try {
             construct();
@@ -299,9 +301,9 @@ private:
             os.attr("environ").attr("setdefault")("VLLM_ENABLE_V1_MULTIPROCESSING", "0");
         }
         const std::string prefix = py::module_::import("sys").attr("prefix").cast<std::string>();
-        if (std::filesystem::weakly_canonical(prefix) != std::filesystem::weakly_canonical(settings_.venv))
+        if (std::filesystem::weakly_canonical(prefix) != std::filesystem::weakly_canonical(options_.venv))
             throw std::invalid_argument("the embedded interpreter's prefix is " + prefix + ", not the venv " +
-                                        settings_.venv + "; make the venv with the Python kvgate links");
+                                        options_.venv + "; make the venv with the Python kvgate links");
         // The interpreter must be the one holding torch and vLLM: the venv's, or (a venv made with
         // --system-site-packages, as on a GPU image whose torch lives in its system Python) the
         // system's site-packages it sees. Say which, rather than fail deep inside vLLM.
@@ -317,8 +319,8 @@ private:
                      "    os.environ.setdefault('VLLM_USE_FLASHINFER_SAMPLER', '0')");
         auto vllm = py::module_::import("vllm");
         py::dict kwargs;
-        kwargs["model"] = settings_.model;
-        kwargs["enable_prefix_caching"] = settings_.prefix_caching;
+        kwargs["model"] = target_.model;
+        kwargs["enable_prefix_caching"] = prefix_caching_;
         if (const auto len = max_model_len_for(gpu, std::getenv("KVGATE_MAX_MODEL_LEN"))) kwargs["max_model_len"] = *len;
         if (gpu) {
             const char* util = std::getenv("KVGATE_GPU_MEMORY_UTILIZATION");
@@ -326,9 +328,9 @@ private:
         }
         kwargs["enforce_eager"] = true;
         kwargs["disable_log_stats"] = false;  // per-request metrics and the prefix-cache counters
-        if (settings_.dummy_weights) kwargs["load_format"] = "dummy";
+        if (options_.dummy_weights) kwargs["load_format"] = "dummy";
         // As engine.sh: on CPUs without AMX, float32 ran about 5x faster than bf16/fp16.
-        std::string dtype = settings_.dtype;
+        std::string dtype = options_.dtype;
         if (dtype.empty() && !gpu) dtype = "float32";
         if (!dtype.empty()) kwargs["dtype"] = dtype;
         llm_ = vllm.attr("LLM")(**kwargs);
@@ -337,7 +339,9 @@ private:
         tokenizer_ = llm_.attr("get_tokenizer")();
     }
 
-    Settings settings_;
+    Target target_;
+    PythonOptions options_;
+    bool prefix_caching_;
     pybind11::object llm_, sampling_params_, generate_, tokenizer_;
 };
 

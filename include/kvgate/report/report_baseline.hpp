@@ -73,7 +73,7 @@ inline Figure baseline_figure(const PhaseResult& r) {
     const double regression_line = b.baseline_ratio * b.ratio_bar;
     std::ostringstream s;
     s << script_preamble(name, "baseline vs current miss/hit TTFT ratios", 800, 560)
-      << "set title " << gp_quote(r.phase.label + " baseline gate: " + b.outcome + ", current/baseline " +
+      << "set title " << gp_quote(r.phase.label + " baseline gate: " + to_string(b.outcome) + ", current/baseline " +
                                   format_fixed(b.ratio_estimate, 3) + " [" + format_fixed(b.ratio_low, 3) + ", " +
                                   format_fixed(b.ratio_high, 3) + "], bar " + format_fixed(b.ratio_bar, 3))
       << "\n"
@@ -102,7 +102,7 @@ inline std::string baseline_markdown(const PhaseResult& r, const std::string& fi
       << "**" << report_detail::md_outcome(r.verdict.outcome) << "** — " << report_detail::md_line(r.verdict.reason)
       << "\n\n";
     if (!r.verdict.fix.empty()) s << "**Fix:** " << report_detail::md_line(r.verdict.fix) << "\n\n";
-    s << "The comparison alone: **" << b.outcome << "** — " << report_detail::md_line(b.reason)
+    s << "The comparison alone: **" << to_string(b.outcome) << "** — " << report_detail::md_line(b.reason)
       << (b.fix.empty() ? "" : " (fix: " + report_detail::md_line(b.fix) + ")") << "\n\n"
       << "| | baseline | current |\n|---|---:|---:|\n"
       << "| results | `" << b.path << "` | |\n"

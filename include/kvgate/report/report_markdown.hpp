@@ -124,7 +124,7 @@ inline void md_fleet(std::ostringstream& s, const PhaseResult& r) {
 // The TTFT the gate did not compare, where every measured trial has it: the engine's own prompt
 // time beside the client's, or the client's beside the engine's (KVGATE_TTFT=engine).
 inline std::string md_other_ttft_row(const PhaseResult& r) {
-    const bool engine_gated = r.settings.ttft == TtftSource::engine;
+    const bool engine_gated = r.settings.gate.ttft == TtftSource::engine;
     const auto other = [&](Arm arm) -> std::optional<double> {
         if (!engine_gated) return engine_ttft_median(r.measured(arm));
         std::vector<double> client;
@@ -195,7 +195,7 @@ inline void md_decision(std::ostringstream& s, const PhaseResult& r) {
     else if (!v.rounds_reason.empty())
         s << md_line(v.rounds_reason) << "\n";
     else
-        s << "not recorded (a results file from before the sequential decision; " << r.settings.trials
+        s << "not recorded (a results file from before the sequential decision; " << r.settings.hit_miss.trials
           << " trials per arm were configured)\n";
     if (std::isfinite(v.saving_per_cached_token_ms)) {
         s << "- **Cost per token:** the cache saves " << format_fixed(1000 * v.saving_per_cached_token_ms, 1)
@@ -224,7 +224,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
                         "killed, or is still running).\n\n");
     if (r.early_stop) s << "**Stopped early:** " << md_line(*r.early_stop) << "\n\n";
 
-    const std::string ttft = r.settings.ttft == TtftSource::engine ? "engine's own TTFT" : "TTFT";
+    const std::string ttft = r.settings.gate.ttft == TtftSource::engine ? "engine's own TTFT" : "TTFT";
     const std::vector<Arm> arms = shown_arms(r);
     // One row of the arm table: its name, then each shown arm's cell.
     const auto row = [&](const std::string& name, const std::function<std::string(const ArmStats&, Arm)>& cell) {
@@ -264,13 +264,13 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
       << (r.engine.block_size > 0 ? std::to_string(r.engine.block_size) : std::string("unknown"))
       << ", prefix caching " << (r.engine.prefix_caching ? "on" : "off") << "\n"
       << (r.block_rounding.empty() ? "" : "- **Block rounding:** " + md_line(r.block_rounding) + "\n")
-      << "- **Model:** " << md_code(r.settings.model) << "\n"
-      << "- **Sizes (tokens):** A " << r.settings.context_a_tokens << ", B " << r.settings.context_b_tokens << ", Q "
-      << r.settings.query_tokens << ", output ≤ " << r.settings.max_output_tokens
+      << "- **Model:** " << md_code(r.settings.target.model) << "\n"
+      << "- **Sizes (tokens):** A " << r.settings.hit_miss.context_a_tokens << ", B " << r.settings.hit_miss.context_b_tokens << ", Q "
+      << r.settings.hit_miss.query_tokens << ", output ≤ " << r.settings.hit_miss.max_output_tokens
       << (r.sizes_estimated ? " (estimated: the tokenizer could not be asked)" : "") << "\n"
       << "- **Run:** started " << (r.timestamp.empty() ? std::string("at an unrecorded time") : md_line(r.timestamp))
       << ", " << format_fixed(r.wall_time_s, 1) << " s, "
-      << r.settings.trials << " trials per arm + " << r.settings.warmup << " warm-up, seed " << r.settings.seed
+      << r.settings.hit_miss.trials << " trials per arm + " << r.settings.hit_miss.warmup << " warm-up, seed " << r.settings.seed
       << ", git revision " << (r.git_revision.empty() ? std::string("unknown") : md_code(r.git_revision)) << "\n";
     for (const Trial* t : r.measured(Arm::hit))
         if (!t->reuse.divergence.empty()) {
@@ -279,7 +279,7 @@ inline void md_phase(std::ostringstream& s, const PhaseResult& r) {
         }
     if (r.baseline) {
         const BaselineRecord& b = *r.baseline;
-        s << "- **Baseline gate:** " << md_code(b.outcome) << " against " << md_code(b.path) << " (revision "
+        s << "- **Baseline gate:** " << md_code(to_string(b.outcome)) << " against " << md_code(b.path) << " (revision "
           << md_code(b.revision) << ", " << md_line(b.timestamp) << "): miss/hit ratio "
           << format_fixed(b.current_ratio, 3) << " now vs " << format_fixed(b.baseline_ratio, 3)
           << " in the baseline; current/baseline " << format_fixed(b.ratio_estimate, 3) << ", "

@@ -98,7 +98,7 @@ inline std::string signed_ms(double v) {
 inline std::string models_title(const std::vector<PhaseResult>& phases) {
     std::string out;
     for (const auto& p : phases)
-        if (out.find(p.settings.model) == std::string::npos) out += (out.empty() ? "" : " / ") + p.settings.model;
+        if (out.find(p.settings.target.model) == std::string::npos) out += (out.empty() ? "" : " / ") + p.settings.target.model;
     return out;
 }
 
@@ -342,7 +342,7 @@ inline std::string results_script(const Experiment& experiment, const std::vecto
             s << "set label 2 \"partial: the run did not finish (see summary.md)\""
                  " at graph 0.5, graph 0.86 center front\n";
         s << "set title " << gp_quote(row_title + " \u2014 TTFT") << "\n"
-          << "set ylabel " << gp_quote(r.settings.ttft == TtftSource::engine ? "engine's own TTFT (ms)" : "TTFT (ms)") << "\n"
+          << "set ylabel " << gp_quote(r.settings.gate.ttft == TtftSource::engine ? "engine's own TTFT (ms)" : "TTFT (ms)") << "\n"
           << "set label 1 "
           << gp_quote("cache miss: " + signed_pct(r.ttft_degradation_pct) + " TTFT (mean miss vs mean hit)")
           << " at graph 0.5, graph 0.94 center front font \",12\"\n";
@@ -433,7 +433,7 @@ inline std::string phase_comparison_script(const Experiment& experiment, const s
       << "set bmargin 9\n";
     for (std::size_t i = 0; i < phases.size(); ++i)
         s << "set label " << i + 2 << " "
-          << gp_quote(phases[i].phase.title + (phases[i].settings.ttft == TtftSource::engine ? " (engine's own TTFT)" : "") +
+          << gp_quote(phases[i].phase.title + (phases[i].settings.gate.ttft == TtftSource::engine ? " (engine's own TTFT)" : "") +
                       "\n" + engine_title(phases[i].engine))
           << " at first "
           << format_fixed(stride * static_cast<double>(i) + (has_cold_arm(phases[i]) ? 1.0 : 0.5), 2)
