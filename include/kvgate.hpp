@@ -22,6 +22,7 @@
 #include "kvgate/engine/dialect.hpp"
 #include "kvgate/engine/vllm.hpp"
 #include "kvgate/engine/llamacpp.hpp"
+#include "kvgate/engine/advice.hpp"
 #include "kvgate/engine/evidence.hpp"
 #include "kvgate/engine/reuse.hpp"
 #include "kvgate/http/bounded_client.hpp"

@@ -208,6 +208,7 @@ TEST_CASE("a miss that reuses B by shifted chunks is reported as such, not as co
     // llama.cpp with n_cache_reuse 32: [B,Q] after [A,B] reuses B (256 of 290 tokens, block size 1).
     auto shifted = [](std::vector<double> miss) {
         auto r = run_of({100, 105, 98, 101}, std::move(miss), 767, 256);
+        r.phase.engine = EngineKind::llamacpp_http;
         r.engine.block_size = 1;
         r.engine.shifted_chunk_reuse = 32;
         for (auto& t : r.trials)
@@ -237,11 +238,18 @@ TEST_CASE("a miss that reuses B by shifted chunks is reported as such, not as co
 TEST_CASE("misses waiting outside the engine's prompt time are said to be no prefill saving", "[verdict]") {
     // Hits: 4 ms of which 3.4 in the engine; misses: 28 ms of which 4.5 in the engine (a host cache copy).
     auto r = run_of({4.0, 4.1, 3.9, 4.0}, {28, 27, 29, 28});
+    r.phase.engine = EngineKind::llamacpp_http;
     for (Trial& t : r.trials) t.measured.engine_ttft_ms = t.arm == Arm::hit ? t.ttft_ms - 0.6 : 4.5;
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::pass);
-    CHECK_THAT(r.verdict.reason, Catch::Contains("not prefill") && Catch::Contains("23.50 ms outside"));
+    CHECK_THAT(r.verdict.reason, Catch::Contains("not prefill") && Catch::Contains("23.50 ms outside") &&
+                                     Catch::Contains("--cache-ram"));
     CHECK_THAT(r.verdict.fix, Catch::Contains("--cache-ram 0"));
+    // The advice is the engine's: on vLLM the same numbers draw the warning without llama-server's flags.
+    r.phase.engine = EngineKind::vllm_http;
+    decide(r, 10, 0.95);
+    CHECK_THAT(r.verdict.reason, Catch::Contains("not prefill") && !Catch::Contains("llama-server"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("prefill alone") && !Catch::Contains("--cache-ram"));
 }
 
 TEST_CASE("a small saving made in the engine's prompt time draws no outside-prefill warning", "[verdict]") {
@@ -263,6 +271,7 @@ namespace {
 // (the first `moved` of them on replica 1 instead), the miss-arm queries on replica 0.
 PhaseResult fleet_run(int moved, bool place = true) {
     auto r = run_of({100, 105, 98, 102}, {300, 310, 290, 305});
+    r.phase.engine = EngineKind::vllm_fleet;
     r.engine.replica_urls = {"http://127.0.0.1:1", "http://127.0.0.1:2"};
     r.engine.router_policy = "round_robin";
     int hit = 0;
@@ -386,12 +395,17 @@ TEST_CASE("hits that found nothing name caching off where the server's counters 
     decide(r, 10, 0.95);
     CHECK(r.verdict.outcome == Outcome::fail);
     CHECK_THAT(r.verdict.reason, Catch::Contains("no prefix-cache lookups") && Catch::Contains("prefix caching is off"));
-    CHECK_THAT(r.verdict.fix, Catch::Contains("turn prefix caching on"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("turn prefix caching on") &&
+                                  Catch::Contains("--no-enable-prefix-caching") && !Catch::Contains("cache_prompt"));
+    r.phase.engine = EngineKind::llamacpp_http;  // each engine's own switch (its dialect's advice)
+    decide(r, 10, 0.95);
+    CHECK_THAT(r.verdict.fix, Catch::Contains("cache_prompt true") && !Catch::Contains("--no-enable-prefix-caching"));
+    r.phase.engine = EngineKind::vllm_http;
     r.counters = {true, 8000, 0, {}, {}};  // looked up, found nothing: the cache, not the setting
     decide(r, 10, 0.95);
     CHECK_THAT(r.verdict.reason, Catch::Contains("prefix caching is on and the server looked up 8000 prompt tokens") &&
                                      Catch::Contains("evicted"));
-    CHECK_THAT(r.verdict.fix, Catch::Contains("give the KV cache room"));
+    CHECK_THAT(r.verdict.fix, Catch::Contains("give the KV cache room") && Catch::Contains("--gpu-memory-utilization"));
     r.counters = {};  // no counters: the cache is named, no cause
     decide(r, 10, 0.95);
     CHECK_THAT(r.verdict.reason, Catch::Contains("the prefix cache did not serve the warmed prefix"));

@@ -37,6 +37,19 @@ struct EngineAccount {
     std::optional<int> cached_tokens;  // where `usage` does not carry them
 };
 
+// What the verdict tells a user to change on one engine: the server's own flags and mechanisms.
+// Each engine's words live in its dialect header (its `advice()`); the verdict, which also decides
+// runs read back from results files, finds them by the phase's engine kind (advice.hpp). Empty
+// members fall back to the engine-neutral words the verdict has.
+struct EngineAdvice {
+    std::string turn_caching_on;   // the server cached nothing: how caching is turned on
+    std::string make_room;         // the warmed prefix was gone by the query: how to keep it
+    std::string route_by_prefix;   // a fleet's router moved hits off their warm replica
+    std::string miss_waits_cause;  // misses wait outside the engine's prompt work: the engine's reason
+    std::string prefill_alone;     // and how to measure prefill without it
+    std::string chunk_reuse_flag;  // the server option behind shifted-chunk reuse
+};
+
 class OpenAiDialect {
 public:
     virtual ~OpenAiDialect() = default;

@@ -162,4 +162,20 @@ private:
     int cache_reuse_;
 };
 
+// llama.cpp's words for the verdict's fixes (EngineAdvice): caching is a request field, a slot keeps
+// only the last prompt it served, and the host prompt cache copies KV outside the prompt's work.
+inline EngineAdvice advice() {
+    EngineAdvice a;
+    a.turn_caching_on = "turn prefix caching on (llama.cpp: requests with cache_prompt true, which kvgate sends unless "
+                        "--no-prefix-caching)";
+    a.make_room = "keep the warmed slot for the query (llama.cpp: a slot keeps only the last prompt it served; give "
+                  "other traffic slots of its own, --parallel), or run the gate where no other requests share the server";
+    a.miss_waits_cause = "llama-server's host prompt cache, --cache-ram, copies the slot's KV before a prompt that does "
+                         "not match it";
+    a.prefill_alone = "measure the engine as it serves prefill alone (llama-server --cache-ram 0, kvgate's llama.cpp "
+                      "fixture's default), or read the saving as cache management, not prefill";
+    a.chunk_reuse_flag = "--cache-reuse";
+    return a;
+}
+
 }  // namespace kvgate::llamacpp

@@ -151,4 +151,16 @@ public:
     }
 };
 
+// vLLM's words for the verdict's fixes (EngineAdvice); the fleet's router is vllm-router.
+inline EngineAdvice advice() {
+    EngineAdvice a;
+    a.turn_caching_on = "turn prefix caching on in the server (vLLM: it is on by default; drop --no-enable-prefix-caching)";
+    a.make_room = "give the KV cache room for the warmed prefix beside the other traffic (vLLM: --gpu-memory-utilization, "
+                  "--kv-cache-memory-bytes, VLLM_CPU_KVCACHE_SPACE; no --num-gpu-blocks-override that small), or run the "
+                  "gate where no other requests share the server";
+    a.route_by_prefix = "route by prefix (vllm-router --policy cache_aware) or keep a conversation on one replica "
+                        "(session affinity)";
+    return a;
+}
+
 }  // namespace kvgate::vllm

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "kvgate/engine/advice.hpp"
 #include "kvgate/engine/evidence.hpp"
 #include "kvgate/experiment/reuse_check.hpp"
 #include "kvgate/model/placement.hpp"
@@ -93,9 +94,14 @@ inline std::optional<double> outside_engine_ms(const std::vector<const Trial*>& 
     return median(out);
 }
 
-// A saving made mostly outside the engine's prompt work is not the prefix cache's prefill saving:
-// llama-server's host prompt cache (--cache-ram) copies the slot's KV to host memory before a
-// prompt that does not match the slot, so its misses wait where its hits do not. Said when misses
+// The engine's words (EngineAdvice, from its dialect) where it has them, else the neutral ones.
+inline std::string advice_or(const std::string& engine_words, const char* neutral) {
+    return engine_words.empty() ? neutral : engine_words;
+}
+
+// A saving made mostly outside the engine's prompt work is not the prefix cache's prefill saving
+// (llama-server's host prompt cache, for one, copies the slot's KV to host memory before a prompt
+// that does not match the slot, so its misses wait where its hits do not). Said when misses
 // spend more than 1 ms, and more than half the median saving, beyond what hits spend there
 // (1 ms: well above kvgate's client timing error, tens of microseconds).
 inline std::string outside_prefill_note(const PhaseResult& r) {
@@ -105,10 +111,11 @@ inline std::string outside_prefill_note(const PhaseResult& r) {
     const double saving = r.miss_stats.ttft_median - r.hit_stats.ttft_median;
     const double extra = *miss - *hit;
     if (saving <= 0 || extra <= 1.0 || extra <= 0.5 * saving) return "";
+    const std::string cause = engine_advice(r.phase.engine).miss_waits_cause;
     return detail::fmt("; WARNING: misses spend %.2f ms outside the engine's own prompt time (hits %.2f ms), %.0f%% "
-                       "of the %.2f ms median saving: the saving is not prefill (llama-server's host prompt cache, "
-                       "--cache-ram, copies the slot's KV before a prompt that does not match it)",
-                       *miss, *hit, 100 * extra / saving, saving);
+                       "of the %.2f ms median saving: the saving is not prefill",
+                       *miss, *hit, 100 * extra / saving, saving) +
+           (cause.empty() ? "" : " (" + cause + ")");
 }
 
 // The converse: the engine's own prompt time shows the saving, but hits spend more than misses
@@ -203,12 +210,10 @@ inline std::string caching_off_cause(const PhaseResult& r) {
 }
 
 inline std::string caching_off_fix(const PhaseResult& r) {
-    if (server_caching_off(r))
-        return "turn prefix caching on in the server (vLLM: it is on by default; drop --no-enable-prefix-caching; "
-               "llama.cpp: requests with cache_prompt true)";
-    return "give the KV cache room for the warmed prefix beside the other traffic (vLLM: --gpu-memory-utilization, "
-           "--kv-cache-memory-bytes, VLLM_CPU_KVCACHE_SPACE; no --num-gpu-blocks-override that small), or run the "
-           "gate where no other requests share the server";
+    const EngineAdvice advice = engine_advice(r.phase.engine);
+    if (server_caching_off(r)) return advice_or(advice.turn_caching_on, "turn prefix caching on in the server");
+    return advice_or(advice.make_room, "give the KV cache room for the warmed prefix beside the other traffic, or run "
+                                       "the gate where no other requests share the server");
 }
 
 // The rounds' pairs of one arm against the hit arm: the k-th measured trial of each (a round runs one of each).
@@ -423,12 +428,14 @@ inline RunFacts gather_facts(const PhaseResult& r, Verdict& v, double threshold_
                           std::to_string(warm_least) + " tokens";
     }
     if (!shifted_cached.empty()) {
-        v.evidence += detail::fmt("; shifted-chunk reuse (--cache-reuse %.0f) in %.0f of %.0f miss and cold requests",
-                                  shift, static_cast<double>(shifted_cached.size()), f.other_reported);
-        f.shifted_note = detail::fmt("shifted-chunk reuse (--cache-reuse %.0f): %.0f of %.0f miss and cold requests "
-                                     "reused a median of %.0f",
-                                     shift, static_cast<double>(shifted_cached.size()), f.other_reported,
-                                     median(shifted_cached)) +
+        const std::string chunk = "shifted-chunk reuse (" +
+                                  advice_or(engine_advice(r.phase.engine).chunk_reuse_flag, "least chunk") + " " +
+                                  std::to_string(shift) + ")";
+        v.evidence += "; " + chunk + detail::fmt(" in %.0f of %.0f miss and cold requests",
+                                                 static_cast<double>(shifted_cached.size()), f.other_reported);
+        f.shifted_note = chunk + detail::fmt(": %.0f of %.0f miss and cold requests reused a median of %.0f",
+                                             static_cast<double>(shifted_cached.size()), f.other_reported,
+                                             median(shifted_cached)) +
                          detail::fmt(" of %.0f prompt tokens (B, shifted out of the warmed [A,B]), so they recomputed "
                                      "only the rest: the ratios are the saving of keeping A on this engine with chunk "
                                      "reuse on, smaller than against requests that recompute B; ",
@@ -464,8 +471,8 @@ inline std::optional<Ruling> routing_rule(const RunFacts& f) {
                                 " replicas; " + fleet->reuse_line() + ")";
     if (fleet->check() == FleetPlacementCheck::moved)
         return Ruling{Outcome::fail, fleet->message() + ": the routing broke cache locality" + routing,
-                      "route by prefix (vllm-router --policy cache_aware) or keep a conversation on one replica "
-                      "(session affinity)"};
+                      advice_or(engine_advice(f.run->phase.engine).route_by_prefix,
+                                "route by prefix or keep a conversation on one replica (session affinity)")};
     if (fleet->check() == FleetPlacementCheck::unplaced)
         return Ruling{Outcome::unverified, fleet->message() + routing,
                       "every replica's /metrics must be readable (KVGATE_FLEET_REPLICA_URLS) and nothing else may send "
@@ -600,8 +607,9 @@ inline void add_timing_notes(const PhaseResult& r, const RunFacts& f, Verdict& v
     if (!outside.empty()) {
         v.reason += outside;
         if (v.fix.empty())
-            v.fix = "measure the engine as it serves prefill alone (llama-server --cache-ram 0, kvgate's llama.cpp "
-                    "fixture's default), or read the saving as cache management, not prefill";
+            v.fix = advice_or(engine_advice(r.phase.engine).prefill_alone,
+                              "measure the engine as it serves prefill alone, or read the saving as cache management, "
+                              "not prefill");
     }
 }
 
