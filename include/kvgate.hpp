@@ -10,6 +10,7 @@
 #include "kvgate/model/placement.hpp"
 #include "kvgate/model/message.hpp"
 #include "kvgate/model/records.hpp"
+#include "kvgate/model/format.hpp"
 #include "kvgate/model/utf8.hpp"
 #include "kvgate/model/report_files.hpp"
 #include "kvgate/model/results_json.hpp"

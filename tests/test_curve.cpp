@@ -141,6 +141,14 @@ TEST_CASE("curve: every cell's reuse matches the prediction and the fit recovers
     const auto again = analyse_curve(f.cells, f.confidence);
     CHECK(again.fit.ms_per_token.estimate == a.fit.ms_per_token.estimate);
     CHECK(j.at("analysis").at("fit").at("a_ms_per_token").at("estimate") == a.fit.ms_per_token.estimate);
+    // The report reads the analysis the run recorded, whole: it writes back to the same JSON.
+    CHECK(curve_analysis_json(f.analysis) == j.at("analysis"));
+    REQUIRE(f.analysis.per_token);
+    CHECK(linear_combination(f.analysis.fit, 1, 100, 0).high == linear_combination(a.fit, 1, 100, 0).high);
+    // A file from before the covariance was recorded: its cells give the analysis.
+    auto older = nlohmann::json::parse(j.dump());
+    older["analysis"]["fit"].erase("covariance");
+    CHECK(curve_analysis_json(parse_curve_json(older, "older").analysis) == j.at("analysis"));
 
     // The user's question, from the fit: an early removal recomputes more than a late one.
     const auto early = removal_cost(a.fit, f.shape, 1000, 0.25, f.block_size);

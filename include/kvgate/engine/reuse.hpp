@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "kvgate/model/format.hpp"
 #include "kvgate/model/utf8.hpp"
 
 namespace kvgate {
@@ -168,15 +169,6 @@ inline Shortfall shortfall_cause(int reported, const ReuseExpectation& e) {
     return rendering && server ? Shortfall::both : rendering ? Shortfall::rendering : Shortfall::server;
 }
 
-namespace reuse_detail {
-
-inline std::string fmt(const char* format, double a, double b = 0, double c = 0, double d = 0, double e = 0) {
-    char buf[512];
-    std::snprintf(buf, sizeof buf, format, a, b, c, d, e);
-    return buf;
-}
-
-}  // namespace reuse_detail
 
 // How much of the warm prompt block rounding alone keeps from being reused by the measured prompt.
 struct BlockRounding {
@@ -204,10 +196,10 @@ inline BlockRounding block_rounding(const TokenIds& warm, const TokenIds& measur
     r.notable = r.hidden > 0 && r.hidden_fraction >= notable_fraction;
     if (r.hidden > 0) {
         const int g = reuse_granularity(block_size);
-        r.message = reuse_detail::fmt("block size %.0f keeps %.0f of the warm prompt's %.0f tokens (%.1f%%) from "
+        r.message = detail::fmt("block size %.0f keeps %.0f of the warm prompt's %.0f tokens (%.1f%%) from "
                                       "being reused: the cache reuses whole blocks only, %.0f",
                                       g, r.hidden, r.warm_tokens, 100 * r.hidden_fraction, r.reusable / g) +
-                    reuse_detail::fmt(" x %.0f = %.0f tokens; a warm prompt of %.0f tokens (the next block boundary) would lose none", g,
+                    detail::fmt(" x %.0f = %.0f tokens; a warm prompt of %.0f tokens (the next block boundary) would lose none", g,
                                       r.reusable, (r.reusable / g + 1) * g);
     }
     return r;

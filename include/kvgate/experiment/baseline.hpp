@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "kvgate/model/format.hpp"
 #include "kvgate/model/records.hpp"
 #include "kvgate/stats/stats.hpp"
 
@@ -201,13 +202,6 @@ struct BaselineComparison {
 
 namespace baseline_detail {
 
-inline std::string fmt(const char* format, double a, double b = 0, double c = 0, double d = 0, double e = 0,
-                       double f = 0) {
-    char buf[512];
-    std::snprintf(buf, sizeof buf, format, a, b, c, d, e, f);
-    return buf;
-}
-
 // Pairs per run for the half-width t * se to fit in the gap between the estimate and the bar, at the
 // observed spreads. The quantile is re-taken at the df the new count would give (a few rounds
 // converge); taking the present df would overstate the need several times over for a small run.
@@ -236,12 +230,12 @@ inline void name_the_fix(BaselineCheck& c, double confidence, const char* note) 
     }
     if (both) {
         c.pairs_needed = std::max(w.n_baseline + 1, static_cast<int>(n));
-        c.fix = fmt("the baseline's %.0f pairs alone leave the interval wider than the gap to the bar: record the "
+        c.fix = detail::fmt("the baseline's %.0f pairs alone leave the interval wider than the gap to the bar: record the "
                     "baseline and this run with about %.0f pairs each (--trials %.0f)",
                     w.n_baseline, c.pairs_needed, c.pairs_needed);
     } else {
         c.pairs_needed = std::max(w.n_current + 1, static_cast<int>(n));
-        c.fix = fmt("more pairs in this run: about %.0f (--trials %.0f) would separate the interval from the bar at "
+        c.fix = detail::fmt("more pairs in this run: about %.0f (--trials %.0f) would separate the interval from the bar at "
                     "these spreads",
                     c.pairs_needed, c.pairs_needed);
     }
@@ -251,9 +245,9 @@ inline void name_the_fix(BaselineCheck& c, double confidence, const char* note) 
 inline void decide(BaselineCheck& c, const char* what, double confidence, const char* note) {
     const WelchInterval& w = c.interval;
     const std::string numbers = std::string(what) +
-                                fmt(" x%.3f, %.0f%% interval [%.3f, %.3f] (Welch t, df %.1f, ", w.estimate,
+                                detail::fmt(" x%.3f, %.0f%% interval [%.3f, %.3f] (Welch t, df %.1f, ", w.estimate,
                                     confidence * 100, w.low, w.high, w.df) +
-                                fmt("%.0f baseline + %.0f current pairs); bar %.3f", w.n_baseline, w.n_current, c.bar);
+                                detail::fmt("%.0f baseline + %.0f current pairs); bar %.3f", w.n_baseline, w.n_current, c.bar);
     if (!(w.se > 0)) {
         c.outcome = Outcome::error;
         c.reason = "no spread in either run: " + numbers;
@@ -296,13 +290,13 @@ inline BaselineComparison compare_to_baseline(const RunSample& baseline, const R
     BaselineComparison r;
     r.regression_pct = settings.regression_pct;
     r.confidence = settings.confidence;
-    r.method = fmt("Welch's t interval (Welch-Satterthwaite df) on the difference of the runs' mean ln(miss/hit) "
+    r.method = detail::fmt("Welch's t interval (Welch-Satterthwaite df) on the difference of the runs' mean ln(miss/hit) "
                    "over pairs, mapped back with exp: current/baseline ratio of geometric-mean miss/hit ratios; fail "
                    "below 1 - %.0f%%. The same on ln(hit TTFT), bar 1/(1 - %.0f%%)",
                    settings.regression_pct, settings.regression_pct);
     const std::size_t nb = baseline.log_ratios.size(), nc = current.log_ratios.size();
     if (nb < 2 || nc < 2) {
-        r.reason = fmt("too few valid pairs to compare: baseline %.0f, current %.0f (at least 2 each)", nb, nc);
+        r.reason = detail::fmt("too few valid pairs to compare: baseline %.0f, current %.0f (at least 2 each)", nb, nc);
         r.fix = "record both runs with at least 2 trials per arm (--trials); pairs with a failed TTFT do not count";
         return r;
     }
@@ -328,12 +322,12 @@ inline BaselineComparison compare_to_baseline(const RunSample& baseline, const R
     decide(r.hit_ttft, "current/baseline hit TTFT", settings.confidence,
            "absolute TTFT also varies with the runner: compare runs from the same kind of machine");
 
-    std::string ratios = fmt("miss/hit ratio %.3f now vs %.3f in the baseline (%+.1f%%", r.current_ratio,
+    std::string ratios = detail::fmt("miss/hit ratio %.3f now vs %.3f in the baseline (%+.1f%%", r.current_ratio,
                              r.baseline_ratio, (r.current_ratio / r.baseline_ratio - 1) * 100);
     // The same change on (ratio - 1), for readers who think of the saving that way; meaningless
     // when the baseline saved next to nothing.
     if (r.baseline_ratio > 1.01)
-        ratios += fmt("; the part beyond break-even, ratio - 1, %.3f vs %.3f, %+.1f%%", r.current_ratio - 1,
+        ratios += detail::fmt("; the part beyond break-even, ratio - 1, %.3f vs %.3f, %+.1f%%", r.current_ratio - 1,
                       r.baseline_ratio - 1, ((r.current_ratio - 1) / (r.baseline_ratio - 1) - 1) * 100);
     ratios += ")";
     const BaselineCheck& s = r.saving;

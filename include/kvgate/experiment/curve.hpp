@@ -440,7 +440,11 @@ inline nlohmann::json curve_analysis_json(const CurveAnalysis& a) {
                           {"a_ms_per_token", coefficient_json(f.ms_per_token)},
                           {"b_ms_per_token_context", coefficient_json(f.ms_per_token_context)},
                           {"residual_sd_ms", f.residual_sd},
-                          {"r_squared", f.r_squared}};
+                          {"r_squared", f.r_squared},
+                          // What a prediction's interval needs (linear_combination), so the report reads
+                          // the fit the run made rather than fitting again.
+                          {"t_quantile", f.t_quantile},
+                          {"covariance", f.covariance}};
     if (a.per_token) {
         fit["cost_per_recomputed_token_ms"] = interval_json(*a.per_token);
         fit["cost_per_recomputed_token_at_context"] = a.per_token_context;
@@ -488,9 +492,67 @@ inline nlohmann::json curve_result_json(const CurveResult& r) {
     return j;
 }
 
-// What the report needs back from the file: the cells, the settings that shaped them, the engine.
+inline Coefficient coefficient_from_json(const nlohmann::json& j) {
+    return {j.at("estimate").get<double>(), j.at("std_error").get<double>(), j.at("low").get<double>(),
+            j.at("high").get<double>()};
+}
+
+inline EditKind edit_kind_from_json(const nlohmann::json& j) {
+    const auto name = j.get<std::string>();
+    for (EditKind k : {EditKind::none, EditKind::remove, EditKind::replace, EditKind::truncate})
+        if (name == edit_kind_name(k)) return k;
+    throw std::invalid_argument("edit '" + name + "' is not an edit kind");
+}
+
+// The analysis as the run recorded it. nullopt: a file from before the fit's covariance was
+// recorded, whose analysis only its cells can give.
+inline std::optional<CurveAnalysis> curve_analysis_from_json(const nlohmann::json& j) {
+    const auto& fit = j.at("fit");
+    if (!fit.contains("covariance")) return std::nullopt;
+    CurveAnalysis a;
+    a.cells = j.at("cells").get<int>();
+    a.flagged = j.at("flagged_cells").get<int>();
+    for (const auto& p : j.at("points")) {
+        CurvePoint x;
+        x.point = p.at("point").get<int>();
+        x.context_tokens = p.at("context_tokens").get<int>();
+        x.position = p.at("position").get<double>();
+        x.kind = edit_kind_from_json(p.at("edit"));
+        x.exchange = p.at("exchange").get<int>();
+        x.n = p.at("n").get<int>();
+        x.flagged = p.at("flagged").get<int>();
+        x.ttft_mean_ms = p.at("ttft_mean_ms").get<double>();
+        x.recompute_mean = p.at("recompute_mean_tokens").get<double>();
+        x.reuse_mean = p.at("reuse_mean_tokens").get<double>();
+        a.points.push_back(x);
+    }
+    CostFit& f = a.fit;
+    f.problem = fit.at("problem").is_null() ? "" : fit.at("problem").get<std::string>();
+    f.selection = fit.at("selection").get<std::string>();
+    f.terms = fit.at("terms").get<std::string>() == "t0 + a*R + b*R*C" ? CostTerms::attention : CostTerms::linear;
+    f.n = fit.at("n").get<int>();
+    f.dof = fit.at("dof").get<int>();
+    f.confidence = fit.at("confidence").get<double>();
+    f.fixed_ms = coefficient_from_json(fit.at("t0_ms"));
+    f.ms_per_token = coefficient_from_json(fit.at("a_ms_per_token"));
+    f.ms_per_token_context = coefficient_from_json(fit.at("b_ms_per_token_context"));
+    f.residual_sd = fit.at("residual_sd_ms").get<double>();
+    f.r_squared = fit.at("r_squared").get<double>();
+    f.t_quantile = fit.at("t_quantile").get<double>();
+    f.covariance = fit.at("covariance").get<std::array<std::array<double, 3>, 3>>();
+    if (fit.contains("cost_per_recomputed_token_ms")) {
+        const auto& c = fit.at("cost_per_recomputed_token_ms");
+        a.per_token = CostInterval{c.at("estimate").get<double>(), c.at("low").get<double>(), c.at("high").get<double>()};
+        a.per_token_context = fit.at("cost_per_recomputed_token_at_context").get<double>();
+    }
+    return a;
+}
+
+// What the report needs back from the file: the cells, the settings that shaped them, the engine,
+// and the analysis the run made of them.
 struct CurveFile {
     std::vector<CurveCell> cells;
+    CurveAnalysis analysis;
     double confidence = 0.95;
     int block_size = 0;
     std::string engine, model, timestamp;
@@ -527,11 +589,7 @@ inline CurveFile parse_curve_json(const nlohmann::json& j, const std::string& wh
             x.draw = c.at("draw").get<std::uint64_t>();
             x.context_tokens = c.at("context_tokens").get<int>();
             x.position = c.at("position").get<double>();
-            const auto kind = c.at("edit").get<std::string>();
-            bool known = false;
-            for (EditKind k : {EditKind::none, EditKind::remove, EditKind::replace, EditKind::truncate})
-                if (kind == edit_kind_name(k)) x.kind = k, known = true;
-            if (!known) throw std::invalid_argument("cell edit '" + kind + "' is not an edit kind");
+            x.kind = edit_kind_from_json(c.at("edit"));
             x.exchange = c.at("exchange").get<int>();
             x.warm_tokens = c.at("warm_tokens").get<int>();
             x.measured_tokens = c.at("measured_tokens").get<int>();
@@ -545,6 +603,8 @@ inline CurveFile parse_curve_json(const nlohmann::json& j, const std::string& wh
             x.flag = c.at("flag").is_null() ? "" : c.at("flag").get<std::string>();
             f.cells.push_back(x);
         }
+        const auto recorded = curve_analysis_from_json(j.at("analysis"));
+        f.analysis = recorded ? *recorded : analyse_curve(f.cells, f.confidence);
         return f;
     } catch (const nlohmann::json::exception& e) {
         throw std::invalid_argument(where + ": not a kvgate curve results file (" + e.what() + "); re-run kvgate curve");

@@ -27,6 +27,7 @@
 #include "kvgate/engine/advice.hpp"
 #include "kvgate/engine/evidence.hpp"
 #include "kvgate/experiment/reuse_check.hpp"
+#include "kvgate/model/format.hpp"
 #include "kvgate/model/placement.hpp"
 #include "kvgate/model/records.hpp"
 #include "kvgate/stats/physics.hpp"
@@ -65,15 +66,6 @@ inline ArmStats arm_stats(const std::vector<const Trial*>& trials) {
     return s;
 }
 
-namespace detail {
-
-inline std::string fmt(const char* format, double a, double b = 0, double c = 0, double d = 0) {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, format, a, b, c, d);
-    return buf;
-}
-
-}  // namespace detail
 
 // Median of the engine's own TTFT (engine_ttft_ms, e.g. llama.cpp's timings.prompt_ms), and of the
 // time the request spent outside it (client TTFT minus that), where every trial reports it.

@@ -75,7 +75,7 @@ inline std::vector<std::string> hit_miss_figure_names(const Experiment& e) {
 inline ExperimentReport curve_report(const std::filesystem::path& in_dir, const Experiment& e) {
     const PhaseDescriptor& phase = e.phases.front();
     const CurveFile f = read_curve_file(results_path(in_dir, phase));
-    const CurveAnalysis a = analyse_curve(f.cells, f.confidence);
+    const CurveAnalysis& a = f.analysis;  // as the run recorded it: no fitting at render time
     const auto phase1 = curve_phase1(in_dir);
     const RunHeadline verdict = curve_verdict(f.fault, f.complete, a);
     ResultLine line{phase.title, phase.results_file, verdict.outcome, f.complete, verdict.reason, verdict.fix, {}};
