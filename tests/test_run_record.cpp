@@ -78,3 +78,14 @@ TEST_CASE("one verdict vocabulary: exit status by outcome, and the headline's te
     CHECK(headline_text({Outcome::indeterminate, "close", "more trials", {}}, "r.json") ==
           "indeterminate: close\nfix: more trials\nresults: r.json\n");
 }
+
+TEST_CASE("every run's header: a UTC timestamp, the build, the seed given or a fresh odd one", "[run_record]") {
+    const RunHeader given = run_header(42);
+    CHECK(given.seed == 42);
+    CHECK(given.timestamp.size() == std::string("2026-12-07T12:00:00Z").size());
+    CHECK(given.timestamp.back() == 'Z');
+    CHECK_FALSE(given.git_revision.empty());
+    const RunHeader a = run_header(0), b = run_header(0);
+    CHECK(a.seed % 2 == 1);
+    CHECK(a.seed != b.seed);  // fresh content per run: no run is served from an earlier one's cache
+}

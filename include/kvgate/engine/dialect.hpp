@@ -48,6 +48,7 @@ struct EngineAdvice {
     std::string miss_waits_cause;  // misses wait outside the engine's prompt work: the engine's reason
     std::string prefill_alone;     // and how to measure prefill without it
     std::string chunk_reuse_flag;  // the server option behind shifted-chunk reuse
+    std::string report_cached_tokens;  // how to make it report cached tokens per request
 };
 
 class OpenAiDialect {

@@ -160,6 +160,7 @@ inline EngineAdvice advice() {
                   "gate where no other requests share the server";
     a.route_by_prefix = "route by prefix (vllm-router --policy cache_aware) or keep a conversation on one replica "
                         "(session affinity)";
+    a.report_cached_tokens = "vLLM: --enable-prompt-tokens-details";
     return a;
 }
 

@@ -15,7 +15,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kvgate/engine/advice.hpp"
 #include "kvgate/engine/engine.hpp"
 #include "kvgate/engine/evidence.hpp"
 #include "kvgate/experiment/conversation.hpp"
@@ -32,10 +32,6 @@
 #include "kvgate/model/results_json.hpp"
 #include "kvgate/model/settings.hpp"
 #include "kvgate/stats/fit.hpp"
-
-#ifndef KVGATE_GIT_REVISION
-#define KVGATE_GIT_REVISION "unknown"
-#endif
 
 namespace kvgate {
 
@@ -110,9 +106,10 @@ inline std::string curve_progress_line(const CurveCell& c, int done, int total) 
 }
 
 // The server's evidence against the prediction: empty when they agree, else what differs and why.
-inline std::string evidence_flag(const CurveCell& c, int block_size) {
+// `how_to_report`: the engine's way to make it report cached tokens (EngineAdvice).
+inline std::string evidence_flag(const CurveCell& c, int block_size, const std::string& how_to_report = "") {
     if (c.reported_cached < 0)
-        return "the server reported no cached tokens (vLLM: --enable-prompt-tokens-details)";
+        return "the server reported no cached tokens" + (how_to_report.empty() ? "" : " (" + how_to_report + ")");
     if (c.reported_prompt >= 0 && c.reported_prompt != c.measured_tokens)
         return "the server counted " + std::to_string(c.reported_prompt) + " prompt tokens, the tokenizer " +
                std::to_string(c.measured_tokens) + ": the request was rendered differently from what was predicted";
@@ -138,19 +135,13 @@ inline CurveResult run_curve(Engine& engine, const Settings& s, const CellObserv
     CurveResult r;
     r.phase = phase_descriptor(curve_phase_name);
     r.settings = s;
-    r.settings.seed =
-        s.seed != 0 ? s.seed : (std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) | 1;
-    r.timestamp = [] {
-        const std::time_t now = std::time(nullptr);
-        std::tm tm{};
-        gmtime_r(&now, &tm);
-        char buf[32];
-        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return std::string(buf);
-    }();
-    r.git_revision = KVGATE_GIT_REVISION;
+    const RunHeader header = run_header(s.seed);
+    r.settings.seed = header.seed;
+    r.timestamp = header.timestamp;
+    r.git_revision = header.git_revision;
     r.engine = engine.describe();
     const int block = r.engine.block_size;
+    const EngineAdvice advice = engine_advice(s.engine);
 
     ConversationBuilder builder(r.settings.seed, [&](const std::vector<Message>& m) -> std::optional<int> {
         const auto ids = engine.message_token_ids(m, false);
@@ -213,7 +204,7 @@ inline CurveResult run_curve(Engine& engine, const Settings& s, const CellObserv
         c.ttft_ms = m.record.stamps.first_token_ms.value_or(0);
         c.reported_cached = m.record.usage.cached_tokens;
         c.reported_prompt = m.record.usage.prompt_tokens;
-        c.flag = evidence_flag(c, block);
+        c.flag = evidence_flag(c, block, advice.report_cached_tokens);
         r.cells.push_back(c);
         if (observe) observe(r, r.cells.back(), total);
     }

@@ -5,10 +5,8 @@
 // every round; while it is undecided, rounds are added up to the cap and the time budget (sequential.hpp).
 #pragma once
 
-#include <ctime>
 #include <functional>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,10 +21,6 @@
 #include "kvgate/model/records.hpp"
 #include "kvgate/model/results_json.hpp"
 #include "kvgate/model/settings.hpp"
-
-#ifndef KVGATE_GIT_REVISION
-#define KVGATE_GIT_REVISION "unknown"
-#endif
 
 namespace kvgate {
 
@@ -59,15 +53,6 @@ inline StopRule stop_when_evidence_decides() {
                "off no later miss can be served from cache (" +
                now.verdict.reason + ")";
     };
-}
-
-inline std::string utc_timestamp() {
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 inline std::string progress_line(const PhaseResult& r, const Trial& t) {
@@ -162,10 +147,10 @@ inline PhaseResult run_phase(Engine& engine, const Settings& s, const PhaseDescr
     r.phase = phase;
     r.settings = s;
     r.settings.hit_miss.max_output_tokens = engine.output_tokens(s.hit_miss.max_output_tokens);
-    r.timestamp = utc_timestamp();
-    r.git_revision = KVGATE_GIT_REVISION;
-    r.settings.seed =
-        s.seed != 0 ? s.seed : (std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) | 1;
+    const RunHeader header = run_header(s.seed);
+    r.timestamp = header.timestamp;
+    r.git_revision = header.git_revision;
+    r.settings.seed = header.seed;
     r.engine = engine.describe();
     {
         const auto a = engine.token_ids(template_probe_a());

@@ -4,15 +4,47 @@
 // fix) that the CLI prints and turns into its exit status.
 #pragma once
 
+#include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "kvgate/model/records.hpp"
 
+#ifndef KVGATE_GIT_REVISION
+#define KVGATE_GIT_REVISION "unknown"  // the build defines it (CMakeLists.txt: git describe)
+#endif
+
 namespace kvgate {
+
+inline std::string utc_timestamp() {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// What every run records about itself before its first request, whatever the experiment: when it
+// started (UTC), the build, and the content seed: the setting's, or a fresh odd one where it is 0, so
+// that no run is served from an earlier run's cache.
+struct RunHeader {
+    std::string timestamp;
+    std::string git_revision;
+    std::uint64_t seed = 0;
+};
+
+inline RunHeader run_header(std::uint64_t seed_setting) {
+    std::random_device entropy;
+    const std::uint64_t seed =
+        seed_setting != 0 ? seed_setting : (entropy() | (std::uint64_t{entropy()} << 32)) | 1;
+    return {utc_timestamp(), KVGATE_GIT_REVISION, seed};
+}
 
 // One run's answer, whatever the experiment.
 struct RunHeadline {
